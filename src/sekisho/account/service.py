@@ -1,0 +1,79 @@
+"""What a signed-in member does to their own account: see it, change the password, log out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sekisho.context import RequestContext
+from sekisho.core import Core
+from sekisho.errors import SekishoError
+from sekisho.events.models import OK, EventKind
+from sekisho.identity.models import Account, IdentifierKind
+from sekisho.identity.normalize import normalise_password
+from sekisho.identity.service import context_words
+from sekisho.sessions.models import Session
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    """The account as the API and the account page show it to its owner."""
+    card = account.identifier(IdentifierKind.CARD)
+    return {
+        "member_id": account.member_id,
+        "email": account.email,
+        "email_verified": account.is_verified,
+        "display_name": account.display_name,
+        "card_last4": card.value[-4:] if card else None,
+        "locale": account.locale,
+        "created_at": account.created_at.isoformat(),
+    }
+
+
+def session_view(session: Session) -> dict[str, Any]:
+    return {
+        "created_at": session.created_at.isoformat(),
+        "authenticated_at": session.authenticated_at.isoformat(),
+        "last_seen_at": session.last_seen_at.isoformat(),
+        "expires_at": session.expires_at.isoformat(),
+    }
+
+
+class AccountSettings:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def logout(self, session: Session, ctx: RequestContext) -> None:
+        async with self.core.db.transaction() as db:
+            await self.core.sessions.end(db, session, "logout")
+            await self.core.events.record(db, kind=EventKind.LOGOUT, outcome=OK, ctx=ctx,
+                                          account_id=session.account_id)
+
+    async def change_password(self, *, account: Account, session: Session, current: str,
+                              new: str, ctx: RequestContext) -> None:
+        """Needs the current password (ASVS 6.2.3); ends the member's other sessions."""
+        core = self.core
+        new_secret = normalise_password(new)
+        core.policy.check(new_secret, context_words=context_words(account))
+        verdict = await core.hasher.verify(account.password_hash, normalise_password(current))
+        if not verdict.ok:
+            async with core.db.transaction() as db:
+                event = await core.events.record(db, kind=EventKind.PASSWORD_CHANGE,
+                                                 outcome="password.incorrect", ctx=ctx,
+                                                 account_id=account.id)
+            raise SekishoError("password.incorrect", field="current_password",
+                               reference=event.reference)
+        new_hash = await core.hasher.hash(new_secret)
+        async with core.db.transaction() as db:
+            fresh = await db.get(Account, account.id)
+            assert fresh is not None
+            now = core.clock.now()
+            fresh.password_hash = new_hash
+            fresh.password_changed_at = now
+            fresh.updated_at = now
+            ended = await core.sessions.end_all(db, account.id, "password_change", keep=session.id)
+            await core.events.record(db, kind=EventKind.PASSWORD_CHANGE, outcome=OK, ctx=ctx,
+                                     account_id=account.id, detail={"sessions_ended": ended})
+            await core.notifier.email(
+                db, to=fresh.email, template="password_changed", locale=fresh.locale,
+                account_id=fresh.id,
+                context={"display_name": fresh.display_name, "changed_at": core.local_time(now),
+                         "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})

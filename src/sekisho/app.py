@@ -1,0 +1,82 @@
+"""``create_app(settings)``: the ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from sekisho import __version__
+from sekisho.account.routes_html import router as account_pages
+from sekisho.account.service import AccountSettings
+from sekisho.clock import Clock, TokenSource
+from sekisho.core import Core, build_core
+from sekisho.db import Database
+from sekisho.errors import handler as error_handler
+from sekisho.flows.login.service import LoginFlow
+from sekisho.flows.recovery.service import RecoveryFlow
+from sekisho.flows.registration.service import RegistrationFlow
+from sekisho.flows.routes_api import router as flow_api
+from sekisho.flows.routes_html import router as flow_pages
+from sekisho.notify.worker import OutboxWorker
+from sekisho.settings import Settings
+from sekisho.status.routes import router as status_routes
+from sekisho.web.cookies import CookieJar
+from sekisho.web.middleware import EdgeMiddleware
+from sekisho.web.templating import Pages
+
+log = logging.getLogger("sekisho")
+
+
+@dataclass
+class Flows:
+    registration: RegistrationFlow
+    login: LoginFlow
+    recovery: RecoveryFlow
+    account: AccountSettings
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               tokens: TokenSource | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app. Everything it needs is passed in; nothing is read from globals."""
+    settings = settings or Settings()
+    core: Core = build_core(settings, clock, tokens, database)
+    worker = OutboxWorker(core.db, settings, core.clock)
+    core.notifier.on_enqueue = worker.wake
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if settings.run_outbox_worker:
+            task = asyncio.create_task(worker.run_forever(stop), name="sekisho-outbox")
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.wake()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            await core.db.dispose()
+
+    app = FastAPI(title="sekisho", version=__version__, lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+    app.state.core = core
+    app.state.worker = worker
+    app.state.cookies = CookieJar(settings)
+    app.state.pages = Pages(settings.service_name)
+    app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
+                            AccountSettings(core))
+    error_handler.install(app)
+    for router in (flow_api, flow_pages, account_pages, status_routes):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("sekisho", "static")]), name="static")
+    app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
+                       cookies=app.state.cookies)
+    return app

@@ -1,0 +1,152 @@
+"""The ``sekisho`` command: serve, migrate, member and admin creation, the demo member."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated
+
+import typer
+
+from sekisho.identity.models import Role
+from sekisho.settings import Settings
+
+app = typer.Typer(help="sekisho: identity and login service.", no_args_is_help=True,
+                  add_completion=False)
+member_app = typer.Typer(help="Manage members.", no_args_is_help=True)
+admin_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+app.add_typer(admin_app, name="admin")
+
+DEMO_EMAIL = "demo@example.com"
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _prepare(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.outbox_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_secret_key()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (needed once per release on PostgreSQL)."""
+    from sekisho.migrations.runner import upgrade
+
+    settings = _settings()
+    _prepare(settings)
+    upgrade(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          workers: Annotated[int, typer.Option(help="Worker processes.")] = 1) -> None:
+    """Start the service. On the embedded SQLite default, migrate and renew the demo member."""
+    import uvicorn
+
+    from sekisho.migrations.runner import upgrade
+
+    settings = _settings()
+    _prepare(settings)
+    if settings.is_embedded_database:
+        upgrade(settings.resolved_database_url)
+        if settings.demo:
+            _print_demo(settings)
+    typer.echo(f"sekisho listening on http://{host}:{port}  (public URL {settings.base_url})")
+    uvicorn.run("sekisho.cli:asgi_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=False, log_level="info")
+
+
+def asgi_app():  # noqa: ANN201 - uvicorn factory
+    """The factory uvicorn imports in each worker process."""
+    from sekisho.app import create_app
+
+    return create_app(_settings())
+
+
+def _print_demo(settings: Settings) -> None:
+    password = asyncio.run(_ensure_member(settings, DEMO_EMAIL, None, "Demo", Role.MEMBER,
+                                          reset=True))
+    typer.echo(f"demo member: {DEMO_EMAIL} / password: {password}  (renewed at every start)")
+
+
+async def _ensure_member(settings: Settings, email: str, password: str | None,
+                         display_name: str | None, role: Role, *, reset: bool) -> str:
+    """Create a verified account (or, with ``reset``, renew its password); return the password."""
+    from sekisho.core import build_core
+    from sekisho.identity.normalize import normalise_email, normalise_password
+
+    core = build_core(settings)
+    secret = normalise_password(password) if password else _demo_password()
+    if password:
+        core.policy.check(secret)
+    address = normalise_email(email)
+    try:
+        password_hash = await core.hasher.hash(secret)
+        async with core.db.transaction() as db:
+            match = await core.accounts.find(db, address)
+            if match is None:
+                account = await core.accounts.create(
+                    db, email=address, password_hash=password_hash, display_name=display_name,
+                    locale=settings.default_locale, verified=True, role=role)
+            elif reset:
+                account = match.account
+                account.password_hash = password_hash
+                account.password_changed_at = core.clock.now()
+            else:
+                raise typer.BadParameter(f"{email} already has an account")
+            member_id = account.member_id
+    finally:
+        await core.db.dispose()
+    typer.echo(f"member ID {member_id}")
+    return secret
+
+
+def _demo_password() -> str:
+    words = ["sakura", "fuji", "kaede", "tsuki", "umi", "hoshi", "yama", "kawa", "sora", "mori"]
+    return "-".join(secrets.choice(words) for _ in range(3)) + f"-{secrets.randbelow(100):02d}"
+
+
+def _create(email: str, password: str | None, name: str | None, role: Role) -> None:
+    settings = _settings()
+    _prepare(settings)
+    secret = asyncio.run(_ensure_member(settings, email, password, name, role, reset=False))
+    if password is None:
+        typer.echo(f"password: {secret}")
+
+
+@member_app.command("create")
+def member_create(email: str,
+                  password: Annotated[str | None, typer.Option(help="Omit to generate one.")] = None,
+                  name: Annotated[str | None, typer.Option(help="Display name.")] = None) -> None:
+    """Create a verified member."""
+    _create(email, password, name, Role.MEMBER)
+
+
+@admin_app.command("create")
+def admin_create(email: str,
+                 password: Annotated[str | None, typer.Option(help="Omit to generate one.")] = None,
+                 name: Annotated[str | None, typer.Option(help="Display name.")] = None) -> None:
+    """Create a staff account with the admin role."""
+    _create(email, password, name, Role.ADMIN)
+
+
+@app.command()
+def demo() -> None:
+    """Create the demo member, or give it a new password, and print how to sign in."""
+    settings = _settings()
+    _prepare(settings)
+    if settings.is_embedded_database:
+        from sekisho.migrations.runner import upgrade
+
+        upgrade(settings.resolved_database_url)
+    _print_demo(settings)
+
+
+def main() -> None:
+    app()

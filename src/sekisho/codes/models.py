@@ -1,0 +1,42 @@
+"""The challenge table: a code and a link issued together, used at most once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sekisho.db import Base, BigId, UTCDateTime
+
+
+class Purpose(StrEnum):
+    EMAIL_VERIFICATION = "email_verification"
+    PASSWORD_RESET = "password_reset"
+
+
+class Challenge(Base):
+    """A code and a link sent together. Both are stored as keyed hashes only.
+
+    A newer challenge for the same account and purpose supersedes this one
+    (``superseded_at``); only the newest is ever accepted.
+    """
+
+    __tablename__ = "challenges"
+    __table_args__ = (Index("ix_challenges_account_purpose", "account_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    purpose: Mapped[Purpose] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(320))
+    """Where it was sent (the email address), so a change of address invalidates it."""
+    code_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Carried over to the next challenge on resend: resending never restores attempts
+    (NIST SP 800-63B §3.1.3.2)."""

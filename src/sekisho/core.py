@@ -1,0 +1,63 @@
+"""The composition root: builds every collaborator once from settings, clock and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sekisho.clock import Clock, SystemClock, TokenSource
+from sekisho.codes.service import ChallengeService
+from sekisho.db import Database
+from sekisho.events.service import EventLog
+from sekisho.identity.service import AccountService
+from sekisho.methods.password.hashing import PasswordHasher
+from sekisho.methods.password.policy import PasswordPolicy
+from sekisho.notify.service import Notifier
+from sekisho.sessions.service import SessionService
+from sekisho.settings import Settings
+
+
+@dataclass
+class Core:
+    """Shared collaborators handed to every flow service."""
+
+    settings: Settings
+    clock: Clock
+    tokens: TokenSource
+    db: Database
+    hasher: PasswordHasher
+    policy: PasswordPolicy
+    events: EventLog
+    sessions: SessionService
+    challenges: ChallengeService
+    notifier: Notifier
+    accounts: AccountService
+
+    def local_time(self, moment: datetime) -> str:
+        """A time as members read it: in the display time zone, minutes precision."""
+        return moment.astimezone(ZoneInfo(self.settings.display_timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def build_core(settings: Settings, clock: Clock | None = None,
+               tokens: TokenSource | None = None, database: Database | None = None) -> Core:
+    clock = clock or SystemClock()
+    tokens = tokens or TokenSource()
+    secret = settings.resolved_secret_key()
+    return Core(
+        settings=settings, clock=clock, tokens=tokens,
+        db=database or Database(settings.resolved_database_url),
+        hasher=PasswordHasher(
+            memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency,
+            queue_timeout=settings.hash_queue_timeout_seconds,
+        ),
+        policy=PasswordPolicy(min_length=settings.password_min_length,
+                              max_length=settings.password_max_length,
+                              service_name=settings.service_name),
+        events=EventLog(clock, tokens, secret),
+        sessions=SessionService(settings, clock, tokens),
+        challenges=ChallengeService(settings, clock, tokens, secret),
+        notifier=Notifier(settings, clock),
+        accounts=AccountService(clock, tokens),
+    )

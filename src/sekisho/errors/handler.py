@@ -1,0 +1,124 @@
+"""Turns every error into the CONTRACT.md envelope (JSON) or an error page (HTML).
+
+Every error response names the recorded event behind it (``reference``): if the code that
+raised the error did not record one, it is recorded here.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError
+from sekisho.events.models import EventKind
+
+log = logging.getLogger("sekisho.errors")
+
+
+def wants_json(request: Request) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path.endswith(".json"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def describe(error: SekishoError, locale: str, core: Any) -> dict[str, Any]:
+    """The error object of the envelope, in ``locale``, without the reference."""
+    params = dict(error.params)
+    for key, value in params.items():
+        if isinstance(value, datetime):
+            params[key] = core.local_time(value)[-5:] if key.endswith("_at") else value
+    if error.retry_after is not None:
+        params.setdefault("retry_after", error.retry_after)
+        params.setdefault("retry_minutes", max(1, -(-error.retry_after // 60)))
+    if error.field:
+        params["field_label"] = FIELD_LABELS.get(error.field, {}).get(locale, error.field)
+    reason = params.get("reason")
+    if reason in REASONS:
+        params["reason_text"] = REASONS[reason][locale]
+    message, remedy = error.spec.text(locale, params)
+    body: dict[str, Any] = {"code": error.code, "message": message, "remedy": remedy}
+    if error.field:
+        body["field"] = error.field
+    if reason:
+        body["reason"] = reason
+    if error.retry_after is not None:
+        body["retry_after"] = error.retry_after
+    body.update(error.extra)
+    return body
+
+
+async def ensure_reference(request: Request, error: SekishoError) -> str:
+    """Record the event behind ``error`` unless its raiser already did; return the reference."""
+    if error.reference:
+        return error.reference
+    core = request.app.state.core
+    facts = request.state.facts
+    try:
+        async with core.db.transaction() as db:
+            event = await core.events.record(
+                db, kind=EventKind.REQUEST_REJECTED, outcome=error.code, ctx=facts.context(),
+                account_id=getattr(request.state, "account_id", None),
+                detail={"path": request.url.path, "method": request.method,
+                        **({"field": error.field} if error.field else {})})
+        error.reference = event.reference
+    except Exception:  # the database itself may be what failed; still give a reference
+        error.reference = core.tokens.reference()
+        log.exception("could not record event %s for %s", error.reference, error.code)
+    return error.reference
+
+
+async def render_error(request: Request, error: SekishoError) -> Response:
+    core = request.app.state.core
+    reference = await ensure_reference(request, error)
+    locale = request.state.facts.locale
+    body = describe(error, locale, core)
+    body["reference"] = reference
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    log.info("error %s reference=%s request_id=%s", error.code, reference,
+             request.state.facts.request_id)
+    if wants_json(request):
+        return JSONResponse({"error": body}, status_code=error.spec.status, headers=headers)
+    pages = request.app.state.pages
+    return pages.render(request, "error.html", {"error": body}, status_code=error.spec.status,
+                        headers=headers)
+
+
+def _validation_to_error(exc: RequestValidationError) -> SekishoError:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    kind = first.get("type", "")
+    reason = {"missing": "missing", "string_too_long": "too_long",
+              "json_invalid": "malformed_json"}.get(kind, "wrong_type")
+    return SekishoError("request.invalid", field=loc[0] if loc else "body",
+                        params={"reason": reason})
+
+
+def install(app: FastAPI) -> None:
+    """Register the one set of handlers."""
+
+    @app.exception_handler(SekishoError)
+    async def _sekisho(request: Request, exc: SekishoError) -> Response:
+        return await render_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return await render_error(request, _validation_to_error(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        code = {404: "request.not_found", 405: "request.method_not_allowed"}.get(
+            exc.status_code, "request.invalid")
+        return await render_error(request, SekishoError(code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return await render_error(request, SekishoError("service.error"))

@@ -1,0 +1,1 @@
+"""The auth event log: what happened, to whom, from where, under which reference."""

@@ -1,0 +1,132 @@
+"""Password recovery by link or code.
+
+```mermaid
+stateDiagram-v2
+    [*] --> requested: any identifier (202 whatever it matched)
+    requested --> requested: request again (older link and code superseded)
+    requested --> completed: link or code + new password (sessions ended, owner notified)
+```
+
+The request answers identically for known and unknown identifiers (ASVS 6.3.8); the
+difference is only which mailbox, if any, receives something.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sekisho.codes.models import Challenge, Purpose
+from sekisho.context import RequestContext
+from sekisho.core import Core
+from sekisho.errors import SekishoError
+from sekisho.events.models import OK, EventKind
+from sekisho.identity.models import Account
+from sekisho.identity.normalize import (
+    NormalisedIdentifier,
+    normalise_code,
+    normalise_identifier,
+    normalise_password,
+)
+from sekisho.identity.service import context_words
+
+
+class RecoveryFlow:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def _identify(self, identifier: str) -> NormalisedIdentifier:
+        settings = self.core.settings
+        return normalise_identifier(
+            identifier, email_local_case_sensitive=settings.email_local_part_case_sensitive,
+            phone_region=settings.phone_default_region)
+
+    async def request(self, *, identifier: str, ctx: RequestContext) -> None:
+        """Send a reset link and code to the account's email, if the identifier has one."""
+        core = self.core
+        ident = self._identify(identifier)
+        async with core.db.transaction() as db:
+            match = await core.accounts.find(db, ident)
+            account = match.account if match else None
+            outcome = "unknown"
+            if account is not None:
+                latest = await core.challenges.latest(db, account.id, Purpose.PASSWORD_RESET)
+                # Within the cool-down nothing is sent and nothing is said: the answer must
+                # not differ from an unknown identifier's.
+                outcome = "cooldown" if core.challenges.resend_wait(latest) else OK
+            if account is not None and outcome == OK:
+                lifetime = core.settings.reset_lifetime_seconds
+                issued = await core.challenges.issue(
+                    db, account_id=account.id, purpose=Purpose.PASSWORD_RESET,
+                    target=account.email, lifetime_seconds=lifetime)
+                await core.notifier.email(
+                    db, to=account.email, template="password_reset", locale=account.locale,
+                    account_id=account.id,
+                    context={"display_name": account.display_name, "code": issued.code,
+                             "link": f"{core.settings.base_url}/recovery/reset?token={issued.token}",
+                             "minutes": lifetime // 60,
+                             "requested_at": core.local_time(core.clock.now())})
+            await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome,
+                                     ctx=ctx, account_id=account.id if account else None,
+                                     identifier=ident.value)
+
+    async def complete(self, *, password: str, ctx: RequestContext, token: str | None = None,
+                       identifier: str | None = None, code: str | None = None) -> Account:
+        """Set a new password with the newest link or code; ends every session."""
+        core = self.core
+        if not token and not (identifier and code):
+            raise SekishoError("request.invalid", field="token" if not identifier else "code",
+                               params={"reason": "missing"})
+        secret = normalise_password(password)
+        ident = self._identify(identifier) if not token and identifier else None
+        digits = normalise_code(code) if not token and code else None
+        # Rules that need the account (context words) are checked once it is known; the
+        # length rules first, so a too-short password does not spend the link.
+        core.policy.check(secret)
+        new_hash = await core.hasher.hash(secret)
+        async with core.db.transaction() as db:
+            if token:
+                challenge = await core.challenges.redeem_token(db, Purpose.PASSWORD_RESET, token)
+                error = None
+            else:
+                assert ident is not None and digits is not None
+                match = await core.accounts.find(db, ident)
+                check = await core.challenges.check_code(
+                    db, account_id=match.account.id if match else None,
+                    purpose=Purpose.PASSWORD_RESET, code=digits)
+                challenge, error = check.challenge, check.error
+            if error is not None:
+                event = await core.events.record(
+                    db, kind=EventKind.RECOVERY_COMPLETE, outcome=error.code, ctx=ctx,
+                    account_id=challenge.account_id if challenge else None,
+                    identifier=ident.value if ident else None)
+            else:
+                assert challenge is not None
+                account = await self._set_password(db, challenge, secret, new_hash, ctx)
+        if error is not None:
+            error.reference = event.reference
+            raise error
+        return account
+
+    async def _set_password(self, db: AsyncSession, challenge: Challenge, secret: str,
+                            new_hash: str, ctx: RequestContext) -> Account:
+        core = self.core
+        account = await db.get(Account, challenge.account_id)
+        assert account is not None
+        # Raising here rolls the redemption back: the link stays usable for a better password.
+        core.policy.check(secret, context_words=context_words(account))
+        now = core.clock.now()
+        account.password_hash = new_hash
+        account.password_changed_at = now
+        account.updated_at = now
+        if account.email_verified_at is None:
+            # The reset proved control of the mailbox, which is what verification asks.
+            account.email_verified_at = now
+        ended = await core.sessions.end_all(db, account.id, "password_reset")
+        await core.events.record(db, kind=EventKind.RECOVERY_COMPLETE, outcome=OK, ctx=ctx,
+                                 account_id=account.id, detail={"sessions_ended": ended})
+        await core.notifier.email(
+            db, to=account.email, template="password_changed", locale=account.locale,
+            account_id=account.id,
+            context={"display_name": account.display_name, "changed_at": core.local_time(now),
+                     "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})
+        return account

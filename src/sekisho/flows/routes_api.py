@@ -1,0 +1,115 @@
+"""JSON endpoints of the self-service flows (CONTRACT.md, base path /api/v1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from sekisho.account.service import account_view, session_view
+from sekisho.context import RequestContext
+from sekisho.flows.schemas import (
+    LoginIn,
+    PasswordChangeIn,
+    RecoveryCompleteIn,
+    RecoveryIn,
+    RegistrationIn,
+    ResendIn,
+    VerificationIn,
+)
+from sekisho.sessions.service import ActiveSession
+from sekisho.web.deps import ctx, optional_session, require_json, require_session
+from sekisho.web.i18n import translations
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json)])
+
+# Accepted-for-processing answers are the same whatever the input matched (no enumeration).
+_ACCEPTED = {
+    "registration": "If this address can be registered, a confirmation mail is on its way.",
+    "recovery": "If this matches an account, we have sent instructions to its contact address.",
+    "resend": "If this address is waiting for confirmation, a new code is on its way.",
+}
+
+
+def _accepted(request: Request, which: str) -> JSONResponse:
+    message = translations(request.state.facts.locale).gettext(_ACCEPTED[which])
+    return JSONResponse({"status": "accepted", "message": message}, status_code=202)
+
+
+def _flows(request: Request) -> Any:
+    return request.app.state.flows
+
+
+@router.post("/registrations", status_code=202)
+async def register(body: RegistrationIn, request: Request,
+                   context: RequestContext = Depends(ctx)) -> JSONResponse:
+    await _flows(request).registration.register(
+        email=body.email, password=body.password, display_name=body.display_name, ctx=context)
+    return _accepted(request, "registration")
+
+
+@router.post("/verifications/email")
+async def verify_email(body: VerificationIn, request: Request,
+                       context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    account = await _flows(request).registration.verify(
+        ctx=context, token=body.token, email=body.email, code=body.code)
+    return {"status": "verified", "account": account_view(account)}
+
+
+@router.post("/verifications/email/resend", status_code=202)
+async def resend_verification(body: ResendIn, request: Request,
+                              context: RequestContext = Depends(ctx)) -> JSONResponse:
+    await _flows(request).registration.resend(email=body.email, ctx=context)
+    return _accepted(request, "resend")
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request, response: Response,
+                context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    result = await _flows(request).login.login(
+        identifier=body.identifier, password=body.password, ctx=context)
+    cookies = request.app.state.cookies
+    request.state.set_cookies.append(("set", cookies.session, result.token, None))
+    return {"session_token": result.token, "account": account_view(result.account),
+            "notices": result.notices, "reference": result.reference}
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, context: RequestContext = Depends(ctx),
+                 active: ActiveSession | None = Depends(optional_session)) -> Response:
+    if active is not None:
+        await _flows(request).account.logout(active.session, context)
+    request.state.set_cookies.append(("clear", request.app.state.cookies.session, "", None))
+    return Response(status_code=204)
+
+
+@router.get("/session")
+async def current_session(active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    return {"account": account_view(active.account), "session": session_view(active.session)}
+
+
+@router.post("/recovery", status_code=202)
+async def recovery(body: RecoveryIn, request: Request,
+                   context: RequestContext = Depends(ctx)) -> JSONResponse:
+    await _flows(request).recovery.request(identifier=body.identifier, ctx=context)
+    return _accepted(request, "recovery")
+
+
+@router.post("/recovery/complete")
+async def recovery_complete(body: RecoveryCompleteIn, request: Request,
+                            context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    await _flows(request).recovery.complete(
+        password=body.password, ctx=context, token=body.token, identifier=body.identifier,
+        code=body.code)
+    return {"status": "password_changed", "next": "login"}
+
+
+@router.post("/account/password")
+async def change_password(body: PasswordChangeIn, request: Request,
+                          context: RequestContext = Depends(ctx),
+                          active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    await _flows(request).account.change_password(
+        account=active.account, session=active.session, current=body.current_password,
+        new=body.new_password, ctx=context)
+    return {"status": "password_changed"}

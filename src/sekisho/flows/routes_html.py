@@ -1,0 +1,144 @@
+"""Pages of the self-service flows. They call the same services as the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from sekisho.sessions.service import ActiveSession
+from sekisho.web.deps import optional_session
+from sekisho.web.forms import handle_form, redirect, safe_next
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, name: str, **context: Any) -> Response:
+    return request.app.state.pages.render(request, name, context)
+
+
+def _flows(request: Request) -> Any:
+    return request.app.state.flows
+
+
+@router.get("/")
+async def home(active: ActiveSession | None = Depends(optional_session)) -> Response:
+    return redirect("/account" if active else "/login")
+
+
+@router.get("/login")
+async def login_page(request: Request, active: ActiveSession | None = Depends(optional_session),
+                     ) -> Response:
+    if active is not None:
+        return redirect(safe_next(request.query_params.get("next")))
+    return _page(request, "login.html", values={"next": request.query_params.get("next", "")},
+                 notice=request.query_params.get("notice"))
+
+
+@router.post("/login")
+async def login_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        result = await _flows(request).login.login(
+            identifier=data.get("identifier", ""), password=data.get("password", ""),
+            ctx=request.state.facts.context())
+        request.state.set_cookies.append(("set", request.app.state.cookies.session,
+                                          result.token, None))
+        notices = ",".join(n["code"] for n in result.notices)
+        target = safe_next(data.get("next"))
+        return redirect(target, notice=notices) if notices else redirect(target)
+
+    return await handle_form(request, "login.html", act, keep=("identifier", "next"))
+
+
+@router.get("/register")
+async def register_page(request: Request) -> Response:
+    return _page(request, "register.html", values={})
+
+
+@router.post("/register")
+async def register_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        email = data.get("email", "")
+        await _flows(request).registration.register(
+            email=email, password=data.get("password", ""),
+            display_name=data.get("display_name"), ctx=request.state.facts.context())
+        return redirect("/verify", email=email, sent="1")
+
+    return await handle_form(request, "register.html", act, keep=("email", "display_name"))
+
+
+@router.get("/verify")
+async def verify_page(request: Request) -> Response:
+    # A link opens a confirmation button rather than verifying on GET: mail scanners
+    # that prefetch links must not use up the member's link.
+    q = request.query_params
+    return _page(request, "verify.html", values={"email": q.get("email", ""),
+                                                 "token": q.get("token", "")},
+                 sent=q.get("sent") == "1")
+
+
+@router.post("/verify")
+async def verify_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        await _flows(request).registration.verify(
+            ctx=request.state.facts.context(), token=data.get("token") or None,
+            email=data.get("email") or None, code=data.get("code") or None)
+        return redirect("/login", notice="verified")
+
+    return await handle_form(request, "verify.html", act, keep=("email", "token"))
+
+
+@router.post("/verify/resend")
+async def verify_resend(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        email = data.get("email", "")
+        await _flows(request).registration.resend(email=email, ctx=request.state.facts.context())
+        return redirect("/verify", email=email, sent="1")
+
+    return await handle_form(request, "verify.html", act, keep=("email",))
+
+
+@router.get("/recovery")
+async def recovery_page(request: Request) -> Response:
+    return _page(request, "recovery.html", values={}, sent=False)
+
+
+@router.post("/recovery")
+async def recovery_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        identifier = data.get("identifier", "")
+        await _flows(request).recovery.request(identifier=identifier,
+                                               ctx=request.state.facts.context())
+        return redirect("/recovery/code", identifier=identifier)
+
+    return await handle_form(request, "recovery.html", act, keep=("identifier",))
+
+
+@router.get("/recovery/code")
+async def recovery_code_page(request: Request) -> Response:
+    return _page(request, "recovery_code.html",
+                 values={"identifier": request.query_params.get("identifier", "")})
+
+
+@router.get("/recovery/reset")
+async def recovery_reset_page(request: Request) -> Response:
+    response = _page(request, "recovery_code.html",
+                     values={"token": request.query_params.get("token", "")})
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+@router.post("/recovery/reset")
+async def recovery_reset_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        await _flows(request).recovery.complete(
+            password=data.get("password", ""), ctx=request.state.facts.context(),
+            token=data.get("token") or None, identifier=data.get("identifier") or None,
+            code=data.get("code") or None)
+        return redirect("/login", notice="password_changed")
+
+    response = await handle_form(request, "recovery_code.html", act,
+                                 keep=("identifier", "token"))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,49 @@
+"""JSON bodies of the flow endpoints. Lengths are bounded before any work is done."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_MAX_ID = 320
+_MAX_PASSWORD = 1024  # generous; the password policy gives the precise error
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class RegistrationIn(_Body):
+    email: str = Field(max_length=_MAX_ID)
+    password: str = Field(max_length=_MAX_PASSWORD)
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class VerificationIn(_Body):
+    email: str | None = Field(default=None, max_length=_MAX_ID)
+    code: str | None = Field(default=None, max_length=32)
+    token: str | None = Field(default=None, max_length=128)
+
+
+class ResendIn(_Body):
+    email: str = Field(max_length=_MAX_ID)
+
+
+class LoginIn(_Body):
+    identifier: str = Field(max_length=_MAX_ID)
+    password: str = Field(max_length=_MAX_PASSWORD)
+
+
+class RecoveryIn(_Body):
+    identifier: str = Field(max_length=_MAX_ID)
+
+
+class RecoveryCompleteIn(_Body):
+    password: str = Field(max_length=_MAX_PASSWORD)
+    token: str | None = Field(default=None, max_length=128)
+    identifier: str | None = Field(default=None, max_length=_MAX_ID)
+    code: str | None = Field(default=None, max_length=32)
+
+
+class PasswordChangeIn(_Body):
+    current_password: str = Field(max_length=_MAX_PASSWORD)
+    new_password: str = Field(max_length=_MAX_PASSWORD)

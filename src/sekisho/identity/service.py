@@ -1,0 +1,107 @@
+"""Finding and creating accounts. Every lookup goes through :mod:`sekisho.identity.normalize`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sekisho.clock import Clock, TokenSource
+from sekisho.identity.models import Account, Identifier, IdentifierKind, Role
+from sekisho.identity.normalize import NormalisedIdentifier
+
+_MEMBER_ID_TRIES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    account: Account
+    identifier: Identifier
+
+
+class AccountService:
+    def __init__(self, clock: Clock, tokens: TokenSource) -> None:
+        self._clock = clock
+        self._tokens = tokens
+
+    async def find(self, db: AsyncSession, ident: NormalisedIdentifier) -> Match | None:
+        """The account an identifier leads to, including retired ones (an old card number)."""
+        identifier = await db.scalar(
+            select(Identifier).where(Identifier.kind == ident.kind,
+                                     Identifier.value == ident.value)
+        )
+        if identifier is None:
+            return None
+        account = await db.get(Account, identifier.account_id)
+        return Match(account, identifier) if account else None
+
+    async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
+        return await db.scalar(select(Account).where(Account.member_id == member_id))
+
+    async def create(self, db: AsyncSession, *, email: NormalisedIdentifier,
+                     password_hash: str | None, display_name: str | None, locale: str,
+                     verified: bool = False, role: Role = Role.MEMBER) -> Account:
+        """Insert an account with its email and member-ID identifiers.
+
+        Raises :class:`IntegrityError` if the email is already taken (a concurrent
+        registration won the race); callers treat that as "address already registered".
+        """
+        now = self._clock.now()
+        member_id = await self._free_member_id(db)
+        account = Account(
+            member_id=member_id, email=email.display, display_name=display_name,
+            password_hash=password_hash, locale=locale, role=role,
+            email_verified_at=now if verified else None,
+            password_changed_at=now if password_hash else None,
+            created_at=now, updated_at=now,
+        )
+        db.add(account)
+        await db.flush()
+        db.add_all([
+            Identifier(account_id=account.id, kind=IdentifierKind.EMAIL, value=email.value,
+                       created_at=now, verified_at=now if verified else None),
+            Identifier(account_id=account.id, kind=IdentifierKind.MEMBER_ID, value=member_id,
+                       created_at=now, verified_at=now),
+        ])
+        await db.flush()
+        await db.refresh(account, ["identifiers"])
+        return account
+
+    async def add_card(self, db: AsyncSession, account: Account, card_number: str) -> Identifier:
+        """Attach a card; a previous card becomes history (inactive but still reserved)."""
+        now = self._clock.now()
+        for old in account.identifiers:
+            if old.kind == IdentifierKind.CARD and old.active:
+                old.active = False
+                old.retired_at = now
+        card = Identifier(account_id=account.id, kind=IdentifierKind.CARD, value=card_number,
+                          created_at=now, verified_at=now)
+        db.add(card)
+        await db.flush()
+        await db.refresh(account, ["identifiers"])
+        return card
+
+    async def _free_member_id(self, db: AsyncSession) -> str:
+        for _ in range(_MEMBER_ID_TRIES):
+            candidate = self._tokens.member_id()
+            taken = await db.scalar(select(Account.id).where(Account.member_id == candidate))
+            if taken is None:
+                return candidate
+        raise IntegrityError("member id space exhausted", None, Exception())  # pragma: no cover
+
+
+def context_words(account: Account | None, email: NormalisedIdentifier | None = None,
+                  display_name: str | None = None) -> list[str]:
+    """Words a password must not be built from: the member's own details (ASVS 6.2.11)."""
+    words: list[str] = []
+    if email is not None:
+        words.append(email.display.split("@", 1)[0])
+    if account is not None:
+        words += [account.email.split("@", 1)[0], account.member_id]
+        if account.display_name:
+            words.append(account.display_name)
+    if display_name:
+        words.append(display_name)
+    return [w for w in words if w]

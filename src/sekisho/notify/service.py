@@ -1,0 +1,106 @@
+"""Enqueue notifications into the outbox, inside the caller's transaction.
+
+The transactional outbox: a message is a row written in the same transaction as the change
+that causes it (a new challenge, a changed password). It commits or rolls back with that
+change, so no mail goes out for a registration that failed, and none is lost for one that
+succeeded. :class:`sekisho.notify.worker.OutboxWorker` delivers the rows later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sekisho.clock import Clock
+from sekisho.notify.models import Channel, DeliveryState, OutboxMessage
+from sekisho.notify.render import MessageRenderer, resolve_locale
+from sekisho.settings import Settings
+
+
+class Notifier:
+    """Renders a template and adds it to the outbox; never talks to a mail or SMS server.
+
+    ``on_enqueue`` is called after each message is added (the worker sets it to its
+    ``wake``). It may fire before the caller commits; the worker then finds nothing new and
+    picks the message up on its next poll, so the hook is a latency optimisation only.
+    """
+
+    def __init__(
+        self, settings: Settings, clock: Clock, renderer: MessageRenderer | None = None
+    ) -> None:
+        self._clock = clock
+        self._renderer = renderer or MessageRenderer(settings)
+        self.on_enqueue: Callable[[], None] | None = None
+
+    async def email(
+        self,
+        session: AsyncSession,
+        *,
+        to: str,
+        template: str,
+        locale: str,
+        context: dict[str, Any],
+        account_id: int | None = None,
+    ) -> OutboxMessage:
+        """Queue an email to ``to`` (an address) rendered from ``template`` in ``locale``."""
+        return await self._enqueue(
+            session, Channel.EMAIL, to, template, locale, context, account_id
+        )
+
+    async def sms(
+        self,
+        session: AsyncSession,
+        *,
+        to: str,
+        template: str,
+        locale: str,
+        context: dict[str, Any],
+        account_id: int | None = None,
+    ) -> OutboxMessage:
+        """Queue an SMS to ``to`` (E.164, ``+8190...``); only the text part is used."""
+        return await self._enqueue(session, Channel.SMS, to, template, locale, context, account_id)
+
+    async def _enqueue(
+        self,
+        session: AsyncSession,
+        channel: Channel,
+        to: str,
+        template: str,
+        locale: str,
+        context: dict[str, Any],
+        account_id: int | None,
+    ) -> OutboxMessage:
+        _check_recipient(to)
+        lang = resolve_locale(locale)
+        rendered = self._renderer.render(template, lang, context)
+        now = self._clock.now()
+        message = OutboxMessage(
+            channel=channel,
+            recipient=to,
+            template=template,
+            locale=lang,
+            account_id=account_id,
+            subject=rendered.subject if channel is Channel.EMAIL else None,
+            body_text=rendered.text,
+            body_html=rendered.html if channel is Channel.EMAIL else None,
+            state=DeliveryState.PENDING,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        session.add(message)
+        # Flush so the caller (and its audit event) can refer to the message id; this is
+        # still inside the caller's transaction and rolls back with it.
+        await session.flush()
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return message
+
+
+def _check_recipient(to: str) -> None:
+    # The recipient becomes a mail header or a JSON field downstream. Refusing control
+    # characters here keeps a bad value from reaching either (header injection).
+    if not to or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in to):
+        raise ValueError("recipient is empty or contains control characters")

@@ -1,0 +1,1 @@
+"""Server-side sessions: opaque tokens, stored hashed, with idle and absolute timeouts."""

@@ -1,0 +1,84 @@
+"""Creating, resolving and ending sessions (ASVS V7, NIST SP 800-63B §7)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sekisho.clock import Clock, TokenSource
+from sekisho.context import RequestContext
+from sekisho.identity.models import Account, AccountStatus
+from sekisho.sessions.models import Session
+from sekisho.settings import Settings
+
+
+def token_hash(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough to store them (ASVS 6.5.2)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSession:
+    session: Session
+    account: Account
+
+
+class SessionService:
+    def __init__(self, settings: Settings, clock: Clock, tokens: TokenSource) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._tokens = tokens
+
+    async def create(self, db: AsyncSession, account: Account, ctx: RequestContext) -> str:
+        """Start a session with a fresh token (never reuse one: no fixation, ASVS 7.2.4)."""
+        now = self._clock.now()
+        token = self._tokens.token(32)
+        db.add(Session(
+            account_id=account.id, token_hash=token_hash(token), created_at=now,
+            authenticated_at=now, last_seen_at=now,
+            expires_at=now + timedelta(seconds=self._settings.session_absolute_timeout_seconds),
+            ip=ctx.ip, user_agent=ctx.short_user_agent, device_id=ctx.device_id,
+        ))
+        return token
+
+    async def resolve(self, db: AsyncSession, token: str) -> ActiveSession | None:
+        """The live session behind ``token``, or None if unknown, ended, idle or too old."""
+        session = await db.scalar(select(Session).where(Session.token_hash == token_hash(token)))
+        if session is None or session.ended_at is not None:
+            return None
+        now = self._clock.now()
+        idle_limit = timedelta(seconds=self._settings.session_idle_timeout_seconds)
+        if now >= session.expires_at or now - session.last_seen_at >= idle_limit:
+            await self._end(db, [session.id], "expired")
+            return None
+        account = await db.get(Account, session.account_id)
+        if account is None or account.status == AccountStatus.SUSPENDED:
+            await self._end(db, [session.id], "account_suspended")
+            return None
+        touch = timedelta(seconds=self._settings.session_touch_interval_seconds)
+        if now - session.last_seen_at >= touch:
+            session.last_seen_at = now
+        return ActiveSession(session, account)
+
+    async def end(self, db: AsyncSession, session: Session, reason: str) -> None:
+        await self._end(db, [session.id], reason)
+
+    async def end_all(self, db: AsyncSession, account_id: int, reason: str,
+                      keep: int | None = None) -> int:
+        """End every live session of the account (but ``keep``); returns how many ended."""
+        query = select(Session.id).where(Session.account_id == account_id,
+                                         Session.ended_at.is_(None))
+        if keep is not None:
+            query = query.where(Session.id != keep)
+        ids = list(await db.scalars(query))
+        await self._end(db, ids, reason)
+        return len(ids)
+
+    async def _end(self, db: AsyncSession, ids: list[int], reason: str) -> None:
+        if ids:
+            await db.execute(update(Session).where(Session.id.in_(ids), Session.ended_at.is_(None))
+                             .values(ended_at=self._clock.now(), end_reason=reason))

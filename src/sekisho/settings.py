@@ -1,0 +1,158 @@
+"""Typed settings, read from ``SEKISHO_*`` environment variables or a TOML file.
+
+Every security-relevant number lives here with the reason for its default.
+Settings are built once and passed in (``create_app(settings)``); nothing imports a global.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """All of sekisho's settings. See ``docs/configuration.md`` for the table."""
+
+    model_config = SettingsConfigDict(env_prefix="SEKISHO_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    """SQLAlchemy async URL. Unset: ``sqlite+aiosqlite:///<data_dir>/sekisho.db``."""
+    redis_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    """Public origin for links in mails and SMS. Never derived from the Host header."""
+    smtp_url: str | None = None
+    smtp_from: str = "sekisho <no-reply@sekisho.invalid>"
+    sms_webhook_url: str | None = None
+    sms_webhook_secret: str | None = None
+    """HMAC key for the ``X-Sekisho-Signature`` header. Unset: derived from the secret key."""
+    secret_key: str | None = None
+    """Server secret for HMACs (identifier hashes, device cookies, CSRF, codes).
+    Unset: generated once and kept in ``<data_dir>/secret_key``."""
+    service_name: str = "sekisho"
+    default_locale: str = "ja"
+    display_timezone: str = "Asia/Tokyo"
+    """Times in messages ("use the mail sent at 14:05") are shown in this zone."""
+    demo: bool = True
+    """Create (or renew) the demo member at ``serve`` on the embedded SQLite default."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Peers (IPs or CIDRs) whose ``X-Forwarded-For`` is believed. Empty: use the socket peer."""
+
+    # --- passwords (NIST SP 800-63B §3.1.1.2, OWASP Password Storage Cheat Sheet) -------------
+    argon2_memory_kib: int = 19456
+    """OWASP's first argon2id option: m=19 MiB, t=2, p=1. Costly for GPUs, ~15 ms on one core."""
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    password_min_length: int = 8
+    """NIST SP 800-63B rev. 3 minimum for memorised secrets; ASVS 6.2.1 recommends 15."""
+    password_max_length: int = 256
+    """Far above the 64 NIST requires us to accept; bounds the work of one hash request."""
+    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    """Hashes running at once. More than the cores only adds memory and latency."""
+    hash_queue_timeout_seconds: float = 5.0
+    """How long a login waits for a hashing slot before ``service.busy`` (no timeout cascade)."""
+
+    # --- sessions (NIST SP 800-63B §4.2.3 AAL2 reauthentication, ASVS 7.3) -------------------
+    session_idle_timeout_seconds: int = 30 * 60
+    """30 minutes of inactivity, the NIST AAL2 bound: these services hold money and tickets."""
+    session_absolute_timeout_seconds: int = 12 * 60 * 60
+    """12 hours, the NIST AAL2 bound on a session's whole life."""
+    session_touch_interval_seconds: int = 60
+    """Write ``last_seen`` at most this often per session, so reads do not become writes."""
+
+    # --- codes and links (NIST SP 800-63B §5.1.3, ASVS 6.5.4, 6.5.5) -------------------------
+    code_length: int = 6
+    """6 digits = ~20 bits, the ASVS 6.5.4 minimum for out-of-band codes."""
+    code_max_attempts: int = 5
+    """Wrong entries per code; with 20 bits that leaves a 5 in a million chance per code."""
+    email_code_lifetime_seconds: int = 30 * 60
+    """Mail is slower than SMS; 30 minutes covers greylisting delays."""
+    reset_lifetime_seconds: int = 30 * 60
+    """Password reset link and code: long enough to find the mail, short enough to go stale."""
+    code_resend_cooldown_seconds: int = 60
+    """Stops a member (or a script) flooding a mailbox by pressing resend."""
+
+    # --- outbox ---------------------------------------------------------------------------
+    run_outbox_worker: bool = True
+    """Deliver the outbox from inside ``serve``. Turn off when a separate worker runs it."""
+    outbox_poll_seconds: float = 2.0
+    outbox_max_attempts: int = 12
+    """With exponential backoff capped at 1 hour, about a day of retries before giving up."""
+    outbox_backoff_base_seconds: float = 5.0
+    outbox_backoff_max_seconds: float = 3600.0
+    outbox_scrub_after_delivery: bool = True
+    """Drop message bodies (codes, links) from the database once delivered."""
+
+    # --- identifiers ----------------------------------------------------------------------
+    email_local_part_case_sensitive: bool = False
+    """RFC 5321 allows case-sensitive local parts; no consumer mailbox provider uses them."""
+    phone_default_region: str = "JP"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SEKISHO_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in ("ja", "en"):
+            raise ValueError("default_locale must be 'ja' or 'en'")
+        return value
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sekisho.db').resolve()}"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def resolved_secret_key(self) -> bytes:
+        """The server secret; generated into ``data_dir`` on first use when not configured."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings without secrets, for logs and the start-up banner."""
+        hidden = {"secret_key", "sms_webhook_secret"}
+        return {k: v for k, v in self.model_dump().items() if k not in hidden}

@@ -1,0 +1,1 @@
+"""Service health and the member-facing status page."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: request context, locale, CSRF, error rendering, templates."""

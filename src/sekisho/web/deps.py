@@ -1,0 +1,65 @@
+"""FastAPI dependencies shared by the routes: the core, the caller's session, JSON-only bodies."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from sekisho.context import RequestContext
+from sekisho.core import Core
+from sekisho.errors import SekishoError
+from sekisho.sessions.service import ActiveSession
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_core(request: Request) -> Core:
+    return request.app.state.core  # type: ignore[no-any-return]
+
+
+def ctx(request: Request) -> RequestContext:
+    return request.state.facts.context()  # type: ignore[no-any-return]
+
+
+def session_token(request: Request) -> tuple[str | None, bool]:
+    """The presented token and whether it came from the cookie."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), False
+    cookie = request.app.state.cookies.session
+    return request.cookies.get(cookie), True
+
+
+async def optional_session(request: Request) -> ActiveSession | None:
+    """The caller's live session, if any. A dead cookie is cleared on the way out."""
+    if hasattr(request.state, "active_session"):
+        return request.state.active_session  # type: ignore[no-any-return]
+    token, from_cookie = session_token(request)
+    active = None
+    if token:
+        core = get_core(request)
+        async with core.db.transaction() as db:
+            active = await core.sessions.resolve(db, token)
+        if active is None and from_cookie:
+            request.state.set_cookies.append(("clear", request.app.state.cookies.session, "", None))
+    request.state.active_session = active
+    request.state.account_id = active.account.id if active else None
+    return active
+
+
+async def require_session(request: Request) -> ActiveSession:
+    active = await optional_session(request)
+    if active is None:
+        raise SekishoError("auth.required")
+    return active
+
+
+async def require_json(request: Request) -> None:
+    """JSON endpoints take only ``application/json`` bodies (also a CSRF defence)."""
+    if request.method not in _BODY_METHODS:
+        return
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    has_body = request.headers.get("content-length", "0") != "0" or \
+        "transfer-encoding" in request.headers
+    if (has_body or content_type) and content_type != "application/json":
+        raise SekishoError("request.unsupported_media_type")

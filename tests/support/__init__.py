@@ -1,0 +1,1 @@
+"""Test helpers: databases, the mailbox, factories."""
