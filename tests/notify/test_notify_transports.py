@@ -45,6 +45,7 @@ async def test_file_email_is_a_parseable_multipart_eml(outbox: Outbox, tmp_path:
     assert mail["Message-ID"] == f"<outbox.{message.id}.20260105030000@example.test>"
     assert mail["X-Sekisho-Template"] == "verify_email"
     assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail["Content-Language"] == "ja"
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",))
     html = mail.get_body(("html",))

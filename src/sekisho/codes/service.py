@@ -117,9 +117,13 @@ class ChallengeService:
         except SekishoError as error:
             return CodeCheck(challenge, error)
         if not hmac.compare_digest(challenge.code_hash, self._hash("code", code)):
-            await db.execute(update(Challenge).where(Challenge.id == challenge.id)
-                             .values(failed_attempts=Challenge.failed_attempts + 1))
-            left = self._settings.code_max_attempts - challenge.failed_attempts - 1
+            # Incremented in the database, not in Python: concurrent wrong guesses all count.
+            spent = await db.scalar(
+                update(Challenge).where(Challenge.id == challenge.id)
+                .values(failed_attempts=Challenge.failed_attempts + 1)
+                .returning(Challenge.failed_attempts)
+                .execution_options(synchronize_session=False))
+            left = self._settings.code_max_attempts - int(spent or 0)
             if left <= 0:
                 return CodeCheck(challenge, SekishoError("code.too_many_attempts", field="code"))
             return CodeCheck(challenge, self._invalid(left))

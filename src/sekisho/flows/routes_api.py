@@ -20,15 +20,16 @@ from sekisho.flows.schemas import (
 )
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.deps import ctx, optional_session, require_json, require_session
-from sekisho.web.i18n import translations
+from sekisho.web.i18n import N_, translations
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json)])
 
 # Accepted-for-processing answers are the same whatever the input matched (no enumeration).
 _ACCEPTED = {
-    "registration": "If this address can be registered, a confirmation mail is on its way.",
-    "recovery": "If this matches an account, we have sent instructions to its contact address.",
-    "resend": "If this address is waiting for confirmation, a new code is on its way.",
+    "registration": N_("If this address can be registered, a confirmation mail is on its way."),
+    "recovery": N_("If this matches an account, we have sent instructions to its contact "
+                   "address."),
+    "resend": N_("If this address is waiting for confirmation, a new code is on its way."),
 }
 
 

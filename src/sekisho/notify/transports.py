@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -58,13 +59,14 @@ def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     mail["Subject"] = message.subject or ""
     mail["Date"] = format_datetime(created)  # RFC 5322 §3.6.1: when the message was composed
     mail["Message-ID"] = f"<outbox.{message.id}.{created:%Y%m%d%H%M%S}@{domain}>"
-    mail["Content-Language"] = message.locale
     # RFC 3834 §5: stops vacation responders answering a login code.
     mail["Auto-Submitted"] = "auto-generated"
     mail["X-Sekisho-Template"] = message.template
     mail.set_content(message.body_text or "", charset="utf-8")
     if message.body_html:
         mail.add_alternative(message.body_html, subtype="html", charset="utf-8")
+    # After the body: set_content() drops any Content-* header set before it.
+    mail["Content-Language"] = message.locale
     return mail
 
 
@@ -198,6 +200,8 @@ class SmsWebhookTransport:
         self.url = url
         self._secret = secret
         self._clock = clock or SystemClock()
+        # Loading the CA bundle costs tens of milliseconds; do it once, not per message.
+        self._tls = ssl.create_default_context()
 
     async def send(self, message: OutboxMessage) -> None:
         raw = _sms_payload(message)
@@ -208,7 +212,7 @@ class SmsWebhookTransport:
             "X-Sekisho-Signature": sign_webhook(self._secret, timestamp, raw),
         }
         try:
-            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
+            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, verify=self._tls) as client:
                 response = await client.post(self.url, content=raw, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"SMS webhook: {type(exc).__name__}: {exc}") from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from sekisho.web.i18n import N_
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -17,6 +19,7 @@ async def healthz() -> JSONResponse:
 @router.get("/status")
 async def status_page(request: Request) -> Response:
     return request.app.state.pages.render(request, "status.html", {
-        "components": [("login", "operational"), ("registration", "operational"),
-                       ("email", "operational")],
+        "components": [(N_("Login"), N_("Operational")),
+                       (N_("Registration"), N_("Operational")),
+                       (N_("Email delivery"), N_("Operational"))],
     })

@@ -19,6 +19,11 @@ from starlette.requests import Request
 LOCALES = ("ja", "en")
 
 
+def N_(text: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    """Marks a message id for extraction where it is translated later, at render time."""
+    return text
+
+
 @cache
 def translations(locale: str) -> NullTranslations:
     """gettext translations for ``locale`` (message ids are the English text)."""

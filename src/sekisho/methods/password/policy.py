@@ -38,10 +38,12 @@ _EXTRA_COMMON: Final = (
     "パスワード",
 )
 
-# A password that is a context word plus fewer than this many other characters is "built
-# from" it ("sekisho2026", "taro.yamada!!"). Words shorter than this are only refused when
-# they are the whole password, since short words occur by chance in good passphrases.
-_MIN_OWN_CHARACTERS: Final = 4
+# A password that is a context word plus at most this many other characters is "built from"
+# it: "taro.yamada!!", and "sekisho2026", the year being the commonest padding of all.
+_MAX_PADDING: Final = 4
+# Shorter context words are only refused when they are the whole password: short words occur
+# by chance inside good passphrases.
+_MIN_WORD_LENGTH: Final = 4
 
 
 @functools.cache
@@ -112,15 +114,15 @@ class PasswordPolicy:
         """Whether ``password`` is built from a context word or the service name (ASVS 6.2.11).
 
         Comparison is casefolded. A match is a password equal to a context word, or one that
-        contains a word of at least 4 characters such that fewer than 4 characters remain once
+        contains a word of at least 4 characters such that at most 4 characters remain once
         every occurrence of it is removed ("sekishosekisho", "sekisho2026", "taro.yamada!!").
         """
         folded = password.casefold()
         for word in self._context(context_words):
             if folded == word:
                 return True
-            if len(word) >= _MIN_OWN_CHARACTERS and word in folded:
-                if len(folded.replace(word, "")) < _MIN_OWN_CHARACTERS:
+            if len(word) >= _MIN_WORD_LENGTH and word in folded:
+                if len(folded.replace(word, "")) <= _MAX_PADDING:
                     return True
         return False
 
