@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from notify.notify_support import Outbox, SmsSink, SmtpSink, free_port
@@ -208,17 +209,14 @@ async def test_message_claimed_by_a_dead_worker_is_sent_after_the_lease(
 
 
 async def test_two_workers_never_send_the_same_message(
-    tmp_path: object, settings: Settings, clock: FrozenClock, outbox: Outbox, sms_sink: SmsSink,
-    database: Database,
+    database: Database, settings: Settings, clock: FrozenClock, outbox: Outbox, sms_sink: SmsSink
 ) -> None:
     for n in range(12):
         await outbox.sms(code=f"{n:06d}")
     second_db = Database(database.url)
     try:
-        workers = [
-            OutboxWorker(db, settings, clock, {Channel.SMS: SmsWebhookTransport(sms_sink.url, b"k")})
-            for db in (database, second_db)
-        ]
+        transports = {Channel.SMS: SmsWebhookTransport(sms_sink.url, b"k")}
+        workers = [OutboxWorker(db, settings, clock, transports) for db in (database, second_db)]
         counts = await asyncio.gather(*(w.run_once() for w in workers))
     finally:
         await second_db.dispose()
@@ -230,7 +228,7 @@ async def test_two_workers_never_send_the_same_message(
 
 
 async def test_run_forever_is_woken_by_enqueue_and_survives_errors(
-    tmp_path: object, settings: Settings, clock: FrozenClock, sms_sink: SmsSink
+    tmp_path: Path, settings: Settings, clock: FrozenClock, sms_sink: SmsSink
 ) -> None:
     # No tables yet: the first pass fails, and the loop must carry on.
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/late.db")

@@ -1,0 +1,67 @@
+"""argon2id hashing: PHC format with parameters, bounded concurrency, and service.busy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sekisho.errors import SekishoError
+from sekisho.methods.password.hashing import PasswordHasher
+
+
+def hasher(concurrency: int = 1, queue_timeout: float = 5.0) -> PasswordHasher:
+    return PasswordHasher(memory_kib=1024, time_cost=1, parallelism=1,
+                          concurrency=concurrency, queue_timeout=queue_timeout)
+
+
+async def test_hash_records_parameters_and_verifies():
+    h = hasher()
+    stored = await h.hash("パスワード")
+    assert stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    assert (await h.verify(stored, "パスワード")).ok
+    assert not (await h.verify(stored, "ぱすわーど")).ok
+    assert not (await h.verify(None, "anything")).ok
+    assert not (await h.verify("not-a-hash", "anything")).ok
+
+
+async def test_older_parameters_ask_for_rehash():
+    old = await hasher().hash("secret words")
+    new = PasswordHasher(memory_kib=2048, time_cost=2, parallelism=1, concurrency=1,
+                         queue_timeout=5)
+    result = await new.verify(old, "secret words")
+    assert result.ok and result.needs_rehash
+
+
+async def test_concurrency_is_bounded_and_overflow_is_busy():
+    h = PasswordHasher(memory_kib=65536, time_cost=3, parallelism=1, concurrency=1,
+                       queue_timeout=0.05)
+    stored = await h.hash("x")
+    results = await asyncio.gather(*[h.verify(stored, "x") for _ in range(6)],
+                                   return_exceptions=True)
+    busy = [r for r in results if isinstance(r, SekishoError)]
+    assert busy and all(e.code == "service.busy" and e.retry_after for e in busy)
+    assert any(not isinstance(r, Exception) and r.ok for r in results)
+    assert h.waiting == 0
+
+
+async def test_event_loop_stays_responsive_while_hashing():
+    h = PasswordHasher(memory_kib=65536, time_cost=3, parallelism=1, concurrency=2,
+                       queue_timeout=30)
+    stored = await h.hash("x")
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - before)
+
+    await asyncio.gather(ticker(), *[h.verify(stored, "x") for _ in range(6)])
+    assert max(gaps) < 0.1
+
+
+@pytest.mark.parametrize("concurrency", [0, -3])
+async def test_concurrency_at_least_one(concurrency):
+    assert (await hasher(concurrency=concurrency).verify(None, "x")).ok is False
