@@ -23,25 +23,36 @@ from pydantic_settings import (
 class Settings(BaseSettings):
     """All of sekisho's settings. See ``docs/configuration.md`` for the table."""
 
-    model_config = SettingsConfigDict(env_prefix="SEKISHO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SEKISHO_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     # --- where things live -------------------------------------------------------------
     data_dir: Path = Path("./var")
+    """Where the embedded database, the generated secret key and the file outbox live."""
     database_url: str | None = None
     """SQLAlchemy async URL. Unset: ``sqlite+aiosqlite:///<data_dir>/sekisho.db``."""
     redis_url: str | None = None
+    """Shared state (rate limits, lockout lanes, waiting room) across processes. Unset:
+    in-process, right for a single ``serve`` process."""
     base_url: str = "http://127.0.0.1:8000"
     """Public origin for links in mails and SMS. Never derived from the Host header."""
     smtp_url: str | None = None
+    """``smtp://host:port`` or ``smtp+starttls://user:pass@host:port``. Unset: ``.eml`` files
+    in ``<data_dir>/outbox``."""
     smtp_from: str = "sekisho <no-reply@sekisho.invalid>"
+    """The From header of every mail."""
     sms_webhook_url: str | None = None
+    """SMS gateway receiving ``{"to", "body"}`` as a signed JSON POST. Unset: ``.json`` files
+    in ``<data_dir>/outbox``."""
     sms_webhook_secret: str | None = None
     """HMAC key for the ``X-Sekisho-Signature`` header. Unset: derived from the secret key."""
     secret_key: str | None = None
     """Server secret for HMACs (identifier hashes, device cookies, CSRF, codes).
     Unset: generated once and kept in ``<data_dir>/secret_key``."""
     service_name: str = "sekisho"
+    """Shown on pages and in mails, and banned inside passwords (ASVS 6.1.2)."""
     default_locale: str = "ja"
+    """Language when the request expresses no preference (``ja`` or ``en``)."""
     display_timezone: str = "Asia/Tokyo"
     """Times in messages ("use the mail sent at 14:05") are shown in this zone."""
     demo: bool = True
@@ -53,7 +64,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     """OWASP's first argon2id option: m=19 MiB, t=2, p=1. Costly for GPUs, ~15 ms on one core."""
     argon2_time_cost: int = 2
+    """argon2id passes (t); OWASP pairs t=2 with m=19 MiB."""
     argon2_parallelism: int = 1
+    """argon2id lanes (p); 1 keeps one login on one core so concurrent logins scale."""
     password_min_length: int = 8
     """NIST SP 800-63B rev. 3 minimum for memorised secrets; ASVS 6.2.1 recommends 15."""
     password_max_length: int = 256
@@ -87,10 +100,13 @@ class Settings(BaseSettings):
     run_outbox_worker: bool = True
     """Deliver the outbox from inside ``serve``. Turn off when a separate worker runs it."""
     outbox_poll_seconds: float = 2.0
+    """How often the worker looks for due messages when nothing wakes it."""
     outbox_max_attempts: int = 12
     """With exponential backoff capped at 1 hour, about a day of retries before giving up."""
     outbox_backoff_base_seconds: float = 5.0
+    """First retry delay; doubles on each failure."""
     outbox_backoff_max_seconds: float = 3600.0
+    """Longest wait between two delivery attempts."""
     outbox_scrub_after_delivery: bool = True
     """Drop message bodies (codes, links) from the database once delivered."""
 
@@ -98,6 +114,7 @@ class Settings(BaseSettings):
     email_local_part_case_sensitive: bool = False
     """RFC 5321 allows case-sensitive local parts; no consumer mailbox provider uses them."""
     phone_default_region: str = "JP"
+    """Region for phone numbers typed without a country code (``090-1234-5678``)."""
 
     @classmethod
     def settings_customise_sources(
