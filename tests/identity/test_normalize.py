@@ -312,7 +312,7 @@ def test_unknown_identifier_format(typed: str) -> None:
 @pytest.mark.parametrize("typed", ["1234567890", "4111111111111111", "taro@example.jp", "0123"])
 def test_phone_field_refuses_other_kinds(typed: str) -> None:
     error = reason_of(normalise_phone, typed, field="phone")
-    assert (error.field, error.params) == ("phone", {"reason": "unknown_identifier_format"})
+    assert (error.field, error.params) == ("phone", {"reason": "not_a_phone_number"})
 
 
 @pytest.mark.parametrize("bad", INVISIBLE)
@@ -381,9 +381,9 @@ def test_code_not_digits(typed: str) -> None:
 
 def test_code_wrong_length() -> None:
     short = reason_of(normalise_code, "12345", length=6, field="otp")
-    assert (short.field, short.params) == ("otp", {"reason": "not_digits", "length": 6})
+    assert (short.field, short.params) == ("otp", {"reason": "wrong_length", "length": 6})
     long = reason_of(normalise_code, "1234567", length=6)
-    assert long.params == {"reason": "too_long", "length": 6}
+    assert long.params == {"reason": "wrong_length", "length": 6}
 
 
 def test_code_invisible_character() -> None:

@@ -21,10 +21,12 @@ class ErrorSpec:
 
     def text(self, locale: str, params: dict[str, Any]) -> tuple[str, str]:
         lang = locale if locale in self.message else "ja"
-        return (
-            self.message[lang].format_map(_Defaulting(params)),
-            self.remedy[lang].format_map(_Defaulting(params)),
-        )
+        return fill(self.message[lang], params), fill(self.remedy[lang], params)
+
+
+def fill(template: str, params: dict[str, Any]) -> str:
+    """``str.format_map`` where a missing parameter renders as nothing instead of failing."""
+    return template.format_map(_Defaulting(params))
 
 
 class _Defaulting(dict[str, Any]):
@@ -254,6 +256,14 @@ REASONS: dict[str, dict[str, str]] = {
         "ja": "数字で入力してください。",
         "en": "Enter digits only.",
     },
+    "wrong_length": {
+        "ja": "{length}桁の数字を入力してください。",
+        "en": "Enter the {length}-digit code.",
+    },
+    "not_a_phone_number": {
+        "ja": "電話番号の形式ではありません(例: 090-1234-5678)。",
+        "en": "This is not a phone number (for example 090-1234-5678).",
+    },
 }
 
 # How fields are named to people.
@@ -261,6 +271,8 @@ FIELD_LABELS: dict[str, dict[str, str]] = {
     "identifier": {"ja": "ログインID", "en": "login ID"},
     "email": {"ja": "メールアドレス", "en": "email address"},
     "password": {"ja": "パスワード", "en": "password"},
+    "new_password": {"ja": "新しいパスワード", "en": "new password"},
+    "phone": {"ja": "電話番号", "en": "phone number"},
     "current_password": {"ja": "現在のパスワード", "en": "current password"},
     "display_name": {"ja": "お名前", "en": "name"},
     "code": {"ja": "確認コード", "en": "code"},

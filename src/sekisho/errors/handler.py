@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError
+from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError, fill
 from sekisho.events.models import EventKind
 
 log = logging.getLogger("sekisho.errors")
@@ -42,7 +42,7 @@ def describe(error: SekishoError, locale: str, core: Any) -> dict[str, Any]:
         params["field_label"] = FIELD_LABELS.get(error.field, {}).get(locale, error.field)
     reason = params.get("reason")
     if reason in REASONS:
-        params["reason_text"] = REASONS[reason][locale]
+        params["reason_text"] = fill(REASONS[reason][locale], params)
     message, remedy = error.spec.text(locale, params)
     body: dict[str, Any] = {"code": error.code, "message": message, "remedy": remedy}
     if error.field:

@@ -143,14 +143,17 @@ def normalise_phone(raw: str, *, field: str = "phone", region: str = "JP") -> No
 
     Accepts exactly what :func:`normalise_identifier` classifies as a phone, so a number
     stored from here is always recognised as a phone at login (and never as a member ID).
-    Anything else is reason ``unknown_identifier_format``.
+    Anything else is reason ``not_a_phone_number``.
     """
     text = _prepare(raw, field)
     if "@" not in text:
-        result = _not_email(text, field, region)
-        if result.kind is IdentifierKind.PHONE:
+        try:
+            result = _not_email(text, field, region)
+        except SekishoError:
+            result = None
+        if result is not None and result.kind is IdentifierKind.PHONE:
             return result
-    raise _invalid(field, "unknown_identifier_format")
+    raise _invalid(field, "not_a_phone_number")
 
 
 def normalise_password(raw: str) -> str:
@@ -173,15 +176,15 @@ def normalise_code(raw: str, *, field: str = "code", length: int | None = None) 
     """Normalise a one-time code typed or pasted by a member (``１２３ ４５６``, ``123-456``).
 
     NFKC, then spaces and dashes are removed; what remains must be ASCII digits (reason
-    ``not_digits``). With ``length``, a shorter code is ``not_digits`` and a longer one
-    ``too_long``, both with ``params["length"]``: a format error, so the caller can refuse it
+    ``not_digits``). With ``length``, a code of another length is ``wrong_length`` with
+    ``params["length"]``: a format error, so the caller can refuse it
     without spending one of the code's attempts (NIST SP 800-63B §5.1.3).
     """
     digits = _compact(_prepare(raw, field))
     if not _is_ascii_digits(digits):
         raise _invalid(field, "not_digits")
     if length is not None and len(digits) != length:
-        raise _invalid(field, "too_long" if len(digits) > length else "not_digits", length=length)
+        raise _invalid(field, "wrong_length", length=length)
     return digits
 
 
