@@ -81,12 +81,12 @@ async def _ensure_member(settings: Settings, email: str, password: str | None,
     from sekisho.core import build_core
     from sekisho.identity.normalize import normalise_email, normalise_password
 
-    core = build_core(settings)
     secret = normalise_password(password) if password else _demo_password()
-    if password:
-        core.policy.check(secret)
     address = normalise_email(email)
+    core = build_core(settings)
     try:
+        if password:
+            core.policy.check(secret, context_words=[address.display.split("@")[0]])
         password_hash = await core.hasher.hash(secret)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, address)
@@ -113,9 +113,16 @@ def _demo_password() -> str:
 
 
 def _create(email: str, password: str | None, name: str | None, role: Role) -> None:
+    from sekisho.errors import SekishoError
+    from sekisho.errors.handler import describe
+
     settings = _settings()
     _prepare(settings)
-    secret = asyncio.run(_ensure_member(settings, email, password, name, role, reset=False))
+    try:
+        secret = asyncio.run(_ensure_member(settings, email, password, name, role, reset=False))
+    except SekishoError as error:
+        text = describe(error, "en")
+        raise typer.BadParameter(f"{error.code}: {text['message']} {text['remedy']}") from None
     if password is None:
         typer.echo(f"password: {secret}")
 

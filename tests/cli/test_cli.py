@@ -167,10 +167,6 @@ def test_member_and_admin_create(tmp_path):
     assert len(accounts(tmp_path / "data" / "sekisho.db")) == 2
 
 
-@pytest.mark.xfail(reason="BUG: a --password the policy refuses escapes as an uncaught "
-                          "SekishoError (cli._ensure_member calls core.policy.check outside any "
-                          "handler), so the operator gets a Python traceback, not a message",
-                   strict=True)
 def test_member_create_refuses_a_weak_password_with_a_message(tmp_path):
     data = str(tmp_path / "data")
     assert sekisho_in_process("migrate", SEKISHO_DATA_DIR=data).exit_code == 0

@@ -7,6 +7,7 @@ raised the error did not record one, it is recorded here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +30,16 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def describe(error: SekishoError, locale: str, core: Any) -> dict[str, Any]:
-    """The error object of the envelope, in ``locale``, without the reference."""
+def describe(error: SekishoError, locale: str,
+             local_time: Callable[[datetime], str] | None = None) -> dict[str, Any]:
+    """The error object of the envelope, in ``locale``, without the reference.
+
+    ``local_time`` renders datetimes in the member's time zone ("sent at 14:05").
+    """
     params = dict(error.params)
     for key, value in params.items():
         if isinstance(value, datetime):
-            params[key] = core.local_time(value)[-5:] if key.endswith("_at") else value
+            params[key] = local_time(value)[-5:] if local_time else value.strftime("%H:%M UTC")
     if error.retry_after is not None:
         params.setdefault("retry_after", error.retry_after)
         params.setdefault("retry_minutes", max(1, -(-error.retry_after // 60)))
@@ -79,7 +84,7 @@ async def render_error(request: Request, error: SekishoError) -> Response:
     core = request.app.state.core
     reference = await ensure_reference(request, error)
     locale = request.state.facts.locale
-    body = describe(error, locale, core)
+    body = describe(error, locale, core.local_time)
     body["reference"] = reference
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
     log.info("error %s reference=%s request_id=%s", error.code, reference,

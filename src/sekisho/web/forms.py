@@ -24,7 +24,7 @@ async def form_data(request: Request) -> dict[str, str]:
 
 async def error_view(request: Request, error: SekishoError) -> dict[str, Any]:
     reference = await ensure_reference(request, error)
-    body = describe(error, request.state.facts.locale, request.app.state.core)
+    body = describe(error, request.state.facts.locale, request.app.state.core.local_time)
     body["reference"] = reference
     return body
 
