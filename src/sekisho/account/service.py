@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
@@ -65,15 +67,21 @@ class AccountSettings:
         async with core.db.transaction() as db:
             fresh = await db.get(Account, account.id)
             assert fresh is not None
-            now = core.clock.now()
-            fresh.password_hash = new_hash
-            fresh.password_changed_at = now
-            fresh.updated_at = now
+            await set_password(core, db, fresh, new_hash, ctx)
             ended = await core.sessions.end_all(db, account.id, "password_change", keep=session.id)
             await core.events.record(db, kind=EventKind.PASSWORD_CHANGE, outcome=OK, ctx=ctx,
                                      account_id=account.id, detail={"sessions_ended": ended})
-            await core.notifier.email(
-                db, to=fresh.email, template="password_changed", locale=fresh.locale,
-                account_id=fresh.id,
-                context={"display_name": fresh.display_name, "changed_at": core.local_time(now),
-                         "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})
+
+
+async def set_password(core: Core, db: AsyncSession, account: Account, new_hash: str,
+                       ctx: RequestContext) -> None:
+    """Store a new password hash and tell the owner (ASVS 6.3.7), whatever the path."""
+    now = core.clock.now()
+    account.password_hash = new_hash
+    account.password_changed_at = now
+    account.updated_at = now
+    await core.notifier.email(
+        db, to=account.email, template="password_changed", locale=account.locale,
+        account_id=account.id,
+        context={"display_name": account.display_name, "changed_at": core.local_time(now),
+                 "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sekisho.account.service import set_password
 from sekisho.codes.models import Challenge, Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
@@ -114,19 +115,11 @@ class RecoveryFlow:
         assert account is not None
         # Raising here rolls the redemption back: the link stays usable for a better password.
         core.policy.check(secret, context_words=context_words(account))
-        now = core.clock.now()
-        account.password_hash = new_hash
-        account.password_changed_at = now
-        account.updated_at = now
+        await set_password(core, db, account, new_hash, ctx)
         if account.email_verified_at is None:
             # The reset proved control of the mailbox, which is what verification asks.
-            account.email_verified_at = now
+            account.email_verified_at = account.password_changed_at
         ended = await core.sessions.end_all(db, account.id, "password_reset")
         await core.events.record(db, kind=EventKind.RECOVERY_COMPLETE, outcome=OK, ctx=ctx,
                                  account_id=account.id, detail={"sessions_ended": ended})
-        await core.notifier.email(
-            db, to=account.email, template="password_changed", locale=account.locale,
-            account_id=account.id,
-            context={"display_name": account.display_name, "changed_at": core.local_time(now),
-                     "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})
         return account
