@@ -17,11 +17,14 @@ from support.mailbox import Mailbox
 from sekisho.app import create_app
 from sekisho.clock import FrozenClock
 from sekisho.core import Core
+from sekisho.guard.limits import Action
 from sekisho.settings import Settings
 
 # Cheap argon2 parameters keep the suite fast; tests of the real cost set their own.
 FAST_HASH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 BASE_URL = "http://127.0.0.1:8000"
+# Most tests repeat actions far faster than a person; tests of the limits use the defaults.
+NO_LIMITS = {a.value: {"per_ip": None, "per_key": None} for a in Action}
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +69,8 @@ def settings_overrides() -> dict[str, Any]:
 def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path / "var", "database_url": database_url, "secret_key": "test-secret",
-        "run_outbox_worker": False, "base_url": BASE_URL, **FAST_HASH, **settings_overrides,
+        "run_outbox_worker": False, "base_url": BASE_URL, "rate_limits": NO_LIMITS,
+        **FAST_HASH, **settings_overrides,
     }
     return Settings(**values)
 
@@ -83,9 +87,9 @@ def core(app: FastAPI) -> Core:
     return app.state.core  # type: ignore[no-any-return]
 
 
-def make_client(app: FastAPI, **headers: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False,
-                                    client=("203.0.113.7", 50000))
+def make_client(app: FastAPI, ip: str = "203.0.113.7", **headers: str) -> httpx.AsyncClient:
+    """A client calling the app in process, seen as coming from ``ip``."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50000))
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers)
 
 

@@ -10,6 +10,7 @@ from sekisho.clock import Clock, SystemClock, TokenSource
 from sekisho.codes.service import ChallengeService
 from sekisho.db import Database
 from sekisho.events.service import EventLog
+from sekisho.guard.limits import RateLimiter
 from sekisho.identity.service import AccountService
 from sekisho.methods.password.hashing import PasswordHasher
 from sekisho.methods.password.policy import PasswordPolicy
@@ -33,6 +34,7 @@ class Core:
     challenges: ChallengeService
     notifier: Notifier
     accounts: AccountService
+    limiter: RateLimiter
 
     def local_time(self, moment: datetime) -> str:
         """A time as members read it: in the display time zone, minutes precision."""
@@ -60,4 +62,5 @@ def build_core(settings: Settings, clock: Clock | None = None,
         challenges=ChallengeService(settings, clock, tokens, secret),
         notifier=Notifier(settings, clock),
         accounts=AccountService(clock, tokens),
+        limiter=RateLimiter(redis_url=settings.redis_url, overrides=settings.rate_limits),
     )

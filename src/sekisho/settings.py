@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     code_resend_cooldown_seconds: int = 60
     """Stops a member (or a script) flooding a mailbox by pressing resend."""
 
+    # --- rate limits (ASVS 6.1.1, 6.3.1) --------------------------------------------------
+    rate_limits: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+    """Overrides of the named limits in ``sekisho.guard.limits.DEFAULT_RULES``, e.g.
+    ``{"registration": {"per_ip": "5/minute", "per_key": "3/hour"}}`` (``limits`` notation;
+    null disables one side). See docs/guard.md for the defaults and their reasons."""
+
     # --- outbox ---------------------------------------------------------------------------
     run_outbox_worker: bool = True
     """Deliver the outbox from inside ``serve``. Turn off when a separate worker runs it."""

@@ -23,6 +23,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.guard.limits import Action
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import normalise_identifier, normalise_password
 from sekisho.identity.service import Match
@@ -49,6 +50,7 @@ class LoginFlow:
         secret = normalise_password(password)
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
+        await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, ident)
         stored = match.account.password_hash if match else None

@@ -21,6 +21,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.guard.limits import Action
 from sekisho.identity.models import Account
 from sekisho.identity.normalize import (
     NormalisedIdentifier,
@@ -45,6 +46,7 @@ class RecoveryFlow:
         """Send a reset link and code to the account's email, if the identifier has one."""
         core = self.core
         ident = self._identify(identifier)
+        await core.limiter.hit(Action.RECOVERY_REQUEST, ip=ctx.ip, key=ident.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, ident)
             account = match.account if match else None
@@ -83,6 +85,8 @@ class RecoveryFlow:
         # Rules that need the account (context words) are checked once it is known; the
         # length rules first, so a too-short password does not spend the link.
         core.policy.check(secret)
+        if not token:
+            await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
         new_hash = await core.hasher.hash(secret)
         async with core.db.transaction() as db:
             if token:

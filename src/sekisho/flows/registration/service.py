@@ -22,6 +22,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.guard.limits import Action
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import (
     NormalisedIdentifier,
@@ -42,6 +43,7 @@ class RegistrationFlow:
         core = self.core
         address = normalise_email(email, email_local_case_sensitive=
                                   core.settings.email_local_part_case_sensitive)
+        await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
         secret = normalise_password(password)
         name = (display_name or "").strip() or None
         core.policy.check(secret, context_words=context_words(None, address, name))
@@ -96,6 +98,7 @@ class RegistrationFlow:
         core = self.core
         address = normalise_email(email, email_local_case_sensitive=
                                   core.settings.email_local_part_case_sensitive)
+        await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=address.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, address)
             if match is None or match.account.is_verified:
@@ -122,6 +125,7 @@ class RegistrationFlow:
         address = normalise_email(email, email_local_case_sensitive=
                                   core.settings.email_local_part_case_sensitive)
         digits = normalise_code(code)
+        await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, address)
             account = match.account if match else None

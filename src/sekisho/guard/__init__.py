@@ -1,0 +1,1 @@
+"""Protection: named rate limits (and, next, lockout lanes with device cookies)."""
