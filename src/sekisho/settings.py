@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     # --- passwords (NIST SP 800-63B §3.1.1.2, OWASP Password Storage Cheat Sheet) -------------
     argon2_memory_kib: int = 19456
-    """OWASP's first argon2id option: m=19 MiB, t=2, p=1. Costly for GPUs; ~30 ms per hash here."""
+    """OWASP's first argon2id option (m=19 MiB, t=2, p=1): costly for GPUs, ~30 ms here."""
     argon2_time_cost: int = 2
     """argon2id passes (t); OWASP pairs t=2 with m=19 MiB."""
     argon2_parallelism: int = 1
