@@ -37,12 +37,15 @@ class RegistrationFlow:
     def __init__(self, core: Core) -> None:
         self.core = core
 
+    def _address(self, email: str) -> NormalisedIdentifier:
+        return normalise_email(email, email_local_case_sensitive=
+                               self.core.settings.email_local_part_case_sensitive)
+
     async def register(self, *, email: str, password: str, display_name: str | None,
                        ctx: RequestContext) -> None:
         """Create an unverified account and mail it a code and a link (or mail the owner)."""
         core = self.core
-        address = normalise_email(email, email_local_case_sensitive=
-                                  core.settings.email_local_part_case_sensitive)
+        address = self._address(email)
         await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
         secret = normalise_password(password)
         name = (display_name or "").strip() or None
@@ -96,8 +99,7 @@ class RegistrationFlow:
     async def resend(self, *, email: str, ctx: RequestContext) -> None:
         """Send a fresh code to an unverified address; silent for anything else."""
         core = self.core
-        address = normalise_email(email, email_local_case_sensitive=
-                                  core.settings.email_local_part_case_sensitive)
+        address = self._address(email)
         await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=address.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, address)
@@ -122,8 +124,7 @@ class RegistrationFlow:
             raise SekishoError("request.invalid", field="email", params={"reason": "missing"})
         if not code:
             raise SekishoError("request.invalid", field="code", params={"reason": "missing"})
-        address = normalise_email(email, email_local_case_sensitive=
-                                  core.settings.email_local_part_case_sensitive)
+        address = self._address(email)
         digits = normalise_code(code)
         await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
         async with core.db.transaction() as db:
