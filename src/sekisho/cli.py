@@ -79,12 +79,12 @@ async def _ensure_member(settings: Settings, email: str, password: str | None,
                          display_name: str | None, role: Role, *, reset: bool) -> str:
     """Create a verified account (or, with ``reset``, renew its password); return the password."""
     from sekisho.core import build_core
-    from sekisho.identity.normalize import normalise_email, normalise_password
+    from sekisho.identity.normalize import normalise_password
 
     secret = normalise_password(password) if password else _demo_password()
-    address = normalise_email(email)
     core = build_core(settings)
     try:
+        address = core.accounts.email_address(email)
         if password:
             core.policy.check(secret, context_words=[address.display.split("@")[0]])
         password_hash = await core.hasher.hash(secret)

@@ -61,6 +61,8 @@ def build_core(settings: Settings, clock: Clock | None = None,
         sessions=SessionService(settings, clock, tokens),
         challenges=ChallengeService(settings, clock, tokens, secret),
         notifier=Notifier(settings, clock),
-        accounts=AccountService(clock, tokens),
+        accounts=AccountService(
+            clock, tokens, email_local_case_sensitive=settings.email_local_part_case_sensitive,
+            phone_region=settings.phone_default_region),
         limiter=RateLimiter(redis_url=settings.redis_url, overrides=settings.rate_limits),
     )

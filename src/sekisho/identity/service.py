@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.clock import Clock, TokenSource
 from sekisho.identity.models import Account, Identifier, IdentifierKind, Role
-from sekisho.identity.normalize import NormalisedIdentifier
+from sekisho.identity.normalize import (
+    NormalisedIdentifier,
+    normalise_email,
+    normalise_identifier,
+)
 
 _MEMBER_ID_TRIES = 8
 
@@ -22,9 +26,21 @@ class Match:
 
 
 class AccountService:
-    def __init__(self, clock: Clock, tokens: TokenSource) -> None:
+    def __init__(self, clock: Clock, tokens: TokenSource, *,
+                 email_local_case_sensitive: bool = False, phone_region: str = "JP") -> None:
         self._clock = clock
         self._tokens = tokens
+        self._email_case = email_local_case_sensitive
+        self._phone_region = phone_region
+
+    def identify(self, raw: str) -> NormalisedIdentifier:
+        """Any login identifier as typed, normalised with this deployment's settings."""
+        return normalise_identifier(raw, email_local_case_sensitive=self._email_case,
+                                    phone_region=self._phone_region)
+
+    def email_address(self, raw: str) -> NormalisedIdentifier:
+        """An input that must be an email address, normalised with this deployment's settings."""
+        return normalise_email(raw, email_local_case_sensitive=self._email_case)
 
     async def find(self, db: AsyncSession, ident: NormalisedIdentifier) -> Match | None:
         """The account an identifier leads to, including retired ones (an old card number)."""

@@ -25,7 +25,7 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
 from sekisho.guard.limits import Action
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
-from sekisho.identity.normalize import normalise_identifier, normalise_password
+from sekisho.identity.normalize import normalise_password
 from sekisho.identity.service import Match
 
 
@@ -44,9 +44,7 @@ class LoginFlow:
 
     async def login(self, *, identifier: str, password: str, ctx: RequestContext) -> LoginResult:
         core = self.core
-        ident = normalise_identifier(
-            identifier, email_local_case_sensitive=core.settings.email_local_part_case_sensitive,
-            phone_region=core.settings.phone_default_region)
+        ident = core.accounts.identify(identifier)
         secret = normalise_password(password)
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})

@@ -23,12 +23,7 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
 from sekisho.guard.limits import Action
 from sekisho.identity.models import Account
-from sekisho.identity.normalize import (
-    NormalisedIdentifier,
-    normalise_code,
-    normalise_identifier,
-    normalise_password,
-)
+from sekisho.identity.normalize import normalise_code, normalise_password
 from sekisho.identity.service import context_words
 
 
@@ -36,16 +31,10 @@ class RecoveryFlow:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def _identify(self, identifier: str) -> NormalisedIdentifier:
-        settings = self.core.settings
-        return normalise_identifier(
-            identifier, email_local_case_sensitive=settings.email_local_part_case_sensitive,
-            phone_region=settings.phone_default_region)
-
     async def request(self, *, identifier: str, ctx: RequestContext) -> None:
         """Send a reset link and code to the account's email, if the identifier has one."""
         core = self.core
-        ident = self._identify(identifier)
+        ident = core.accounts.identify(identifier)
         await core.limiter.hit(Action.RECOVERY_REQUEST, ip=ctx.ip, key=ident.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, ident)
@@ -80,7 +69,7 @@ class RecoveryFlow:
             raise SekishoError("request.invalid", field="token" if not identifier else "code",
                                params={"reason": "missing"})
         secret = normalise_password(password)
-        ident = self._identify(identifier) if not token and identifier else None
+        ident = core.accounts.identify(identifier) if not token and identifier else None
         digits = normalise_code(code) if not token and code else None
         # Rules that need the account (context words) are checked once it is known; the
         # length rules first, so a too-short password does not spend the link.

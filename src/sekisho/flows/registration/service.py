@@ -27,7 +27,6 @@ from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import (
     NormalisedIdentifier,
     normalise_code,
-    normalise_email,
     normalise_password,
 )
 from sekisho.identity.service import context_words
@@ -37,15 +36,11 @@ class RegistrationFlow:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def _address(self, email: str) -> NormalisedIdentifier:
-        return normalise_email(email, email_local_case_sensitive=
-                               self.core.settings.email_local_part_case_sensitive)
-
     async def register(self, *, email: str, password: str, display_name: str | None,
                        ctx: RequestContext) -> None:
         """Create an unverified account and mail it a code and a link (or mail the owner)."""
         core = self.core
-        address = self._address(email)
+        address = core.accounts.email_address(email)
         await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
         secret = normalise_password(password)
         name = (display_name or "").strip() or None
@@ -99,7 +94,7 @@ class RegistrationFlow:
     async def resend(self, *, email: str, ctx: RequestContext) -> None:
         """Send a fresh code to an unverified address; silent for anything else."""
         core = self.core
-        address = self._address(email)
+        address = core.accounts.email_address(email)
         await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=address.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, address)
@@ -124,7 +119,7 @@ class RegistrationFlow:
             raise SekishoError("request.invalid", field="email", params={"reason": "missing"})
         if not code:
             raise SekishoError("request.invalid", field="code", params={"reason": "missing"})
-        address = self._address(email)
+        address = core.accounts.email_address(email)
         digits = normalise_code(code)
         await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
         async with core.db.transaction() as db:
