@@ -46,6 +46,7 @@ def build_core(settings: Settings, clock: Clock | None = None,
     clock = clock or SystemClock()
     tokens = tokens or TokenSource()
     secret = settings.resolved_secret_key()
+    events = EventLog(clock, tokens, secret)
     return Core(
         settings=settings, clock=clock, tokens=tokens,
         db=database or Database(settings.resolved_database_url),
@@ -57,12 +58,13 @@ def build_core(settings: Settings, clock: Clock | None = None,
         policy=PasswordPolicy(min_length=settings.password_min_length,
                               max_length=settings.password_max_length,
                               service_name=settings.service_name),
-        events=EventLog(clock, tokens, secret),
+        events=events,
         sessions=SessionService(settings, clock, tokens),
         challenges=ChallengeService(settings, clock, tokens, secret),
         notifier=Notifier(settings, clock),
         accounts=AccountService(
             clock, tokens, email_local_case_sensitive=settings.email_local_part_case_sensitive,
             phone_region=settings.phone_default_region),
-        limiter=RateLimiter(redis_url=settings.redis_url, overrides=settings.rate_limits),
+        limiter=RateLimiter(key_hash=events.identifier_hash, redis_url=settings.redis_url,
+                            overrides=settings.rate_limits),
     )

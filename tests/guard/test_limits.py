@@ -7,7 +7,7 @@ from conftest import make_client
 from support import databases
 
 from sekisho.app import create_app
-from sekisho.guard.limits import Action, RateLimiter
+from sekisho.guard.limits import DEFAULT_RULES, Action, RateLimiter
 
 
 @pytest.fixture
@@ -31,6 +31,24 @@ async def test_registration_mails_one_address_at_most_three_times_an_hour(client
     assert other.status_code == 202
 
 
+async def test_refused_passwords_do_not_use_up_the_registration_limit(client, mailbox):
+    body = {"email": "careful@example.jp"}
+    for weak in ("short", "password1", "qwertyuiop", "12345678"):
+        refused = await client.post("/api/v1/registrations", json={**body, "password": weak})
+        assert refused.json()["error"]["code"].startswith("password.")
+    accepted = await client.post("/api/v1/registrations",
+                                 json={**body, "password": "kaede tsuki hoshi"})
+    assert accepted.status_code == 202
+    assert [m.template for m in await mailbox.to("careful@example.jp")] == ["verify_email"]
+
+
+async def test_limit_keys_are_not_stored_in_clear(app, client, core):
+    await client.post("/api/v1/recovery", json={"identifier": "private@example.jp"})
+    stored = repr(core.limiter.storage.storage) + repr(core.limiter.storage.events)
+    assert "private@example.jp" not in stored
+    assert core.events.identifier_hash("private@example.jp") in stored
+
+
 async def test_recovery_limit_is_the_same_for_known_and_unknown(app, factory):
     member = await factory.member()
     bodies = []
@@ -49,7 +67,9 @@ async def test_recovery_limit_is_the_same_for_known_and_unknown(app, factory):
 
 async def test_login_limit_is_per_client_ip(app, factory):
     member = await factory.member()
-    app.state.core.limiter = RateLimiter(overrides={"login": {"per_ip": "3/minute"}})
+    core = app.state.core
+    core.limiter = RateLimiter(key_hash=core.events.identifier_hash,
+                               overrides={"login": {"per_ip": "3/minute"}})
     creds = {"identifier": member.email, "password": member.password}
     async with make_client(app) as first:
         for _ in range(3):
@@ -64,7 +84,7 @@ async def test_login_limit_is_per_client_ip(app, factory):
 @pytest.fixture
 async def redis_url():
     url = databases.REDIS_URL
-    limiter = RateLimiter(redis_url=url)
+    limiter = RateLimiter(key_hash=str, redis_url=url)
     try:
         await limiter.reset()
     except Exception as error:  # noqa: BLE001 - any connection failure
@@ -88,5 +108,4 @@ async def test_two_instances_share_counts_through_redis(settings, clock, redis_u
 
 
 def test_every_action_has_a_rule():
-    limiter = RateLimiter()
-    assert set(limiter._rules) == set(Action)  # noqa: SLF001
+    assert set(DEFAULT_RULES) == set(Action)

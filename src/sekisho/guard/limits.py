@@ -2,14 +2,15 @@
 
 Implemented with the ``limits`` library (moving-window counters), in process on the
 embedded default and in Redis when ``SEKISHO_REDIS_URL`` is set, so that every process of
-a deployment shares the counts. Keys are already-normalised identifiers, and an unknown
+a deployment shares the counts. Keys are normalised identifiers, stored only as keyed hashes
+(the event log's, so neither Redis nor the log holds them in clear), and an unknown
 identifier is limited exactly like a known one: limits reveal nothing about accounts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -52,9 +53,11 @@ DEFAULT_RULES: dict[Action, Rule] = {
     Action.CODE_VERIFY: Rule(per_ip="30/minute;300/hour"),
 }
 
+
 class RateLimiter:
-    def __init__(self, *, redis_url: str | None = None,
+    def __init__(self, *, key_hash: Callable[[str], str], redis_url: str | None = None,
                  overrides: dict[str, dict[str, str | None]] | None = None) -> None:
+        self._key_hash = key_hash
         self.storage: Storage = (
             RedisStorage(_async_url(redis_url), implementation="redispy", key_prefix="sekisho")
             if redis_url else MemoryStorage()
@@ -73,21 +76,17 @@ class RateLimiter:
         """Count one request; raise the catalogue's 429 with ``retry_after`` when over."""
         per_ip, per_key = self._rules[action]
         checks = [(item, "ip", ip) for item in per_ip if ip] + \
-                 [(item, "key", _digest(key)) for item in per_key if key]
+                 [(item, "key", self._key_hash(key)) for item in per_key if key]
         for item, scope, value in checks:
             if not await self._strategy.hit(item, action.value, scope, value):
                 stats = await self._strategy.get_window_stats(item, action.value, scope, value)
+                # The window is kept by ``limits`` on wall-clock time, not the injected clock.
                 wait = max(1, int(stats.reset_time - time.time()) + 1)
                 raise SekishoError("request.rate_limited", retry_after=wait,
                                    params={"retry_after": wait}, extra={"limit": action.value})
 
     async def reset(self) -> None:
         await self.storage.reset()
-
-
-def _digest(key: str) -> str:
-    """Identifiers never reach Redis in clear."""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _async_url(url: str) -> str:

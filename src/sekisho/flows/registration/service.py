@@ -41,10 +41,12 @@ class RegistrationFlow:
         """Create an unverified account and mail it a code and a link (or mail the owner)."""
         core = self.core
         address = core.accounts.email_address(email)
-        await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
         secret = normalise_password(password)
         name = (display_name or "").strip() or None
         core.policy.check(secret, context_words=context_words(None, address, name))
+        # Counted only once the request would send mail: a member whose first passwords are
+        # refused must not run out of attempts.
+        await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
         password_hash = await core.hasher.hash(secret)
         try:
             async with core.db.transaction() as db:
