@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy import select
 from support.factories import DEFAULT_PASSWORD
 
+from sekisho.codes.models import Challenge
 from sekisho.sessions.models import Session
 
 NEW = "fuji yama kawa sora"
@@ -127,3 +128,15 @@ async def test_reset_request_within_cooldown_sends_nothing_more(client, factory,
     second = await request_reset(client, member.email)
     assert first.content == second.content
     assert len(await mailbox.to(member.email)) == 1
+
+
+async def test_concurrent_reset_requests_send_one_mail_and_leave_one_live_link(
+        client, factory, mailbox, core):
+    member = await factory.member()
+    answers = await asyncio.gather(*[request_reset(client, member.email) for _ in range(10)])
+    assert {a.status_code for a in answers} == {202}
+    assert len(await mailbox.to(member.email)) == 1
+    async with core.db.transaction() as db:
+        live = list(await db.scalars(select(Challenge).where(
+            Challenge.account_id == member.account_id, Challenge.superseded_at.is_(None))))
+    assert len(live) == 1

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sekisho.clock import Clock, TokenSource
 from sekisho.codes.models import Challenge, Purpose
 from sekisho.errors import SekishoError
+from sekisho.identity.models import Account
 from sekisho.settings import Settings
 
 
@@ -48,7 +49,17 @@ class ChallengeService:
     def _hash(self, kind: str, value: str) -> str:
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
-    async def latest(self, db: AsyncSession, account_id: int, purpose: Purpose) -> Challenge | None:
+    async def latest(self, db: AsyncSession, account_id: int, purpose: Purpose, *,
+                     for_issue: bool = False) -> Challenge | None:
+        """The newest challenge. With ``for_issue``, first take the account's row lock.
+
+        Deciding to send (cool-down) and issuing must happen under that lock: otherwise two
+        concurrent requests both see "nothing sent recently" and both send, leaving two live
+        links. SQLite already serialises writers (``BEGIN IMMEDIATE``); PostgreSQL needs it.
+        """
+        if for_issue:
+            await db.execute(select(Account.id).where(Account.id == account_id)
+                             .with_for_update())
         return await db.scalar(
             select(Challenge).where(Challenge.account_id == account_id,
                                     Challenge.purpose == purpose)
@@ -70,7 +81,7 @@ class ChallengeService:
         code must not buy an attacker a fresh set of guesses.
         """
         now = self._clock.now()
-        previous = await self.latest(db, account_id, purpose)
+        previous = await self.latest(db, account_id, purpose, for_issue=True)
         carried = 0
         if previous is not None and previous.used_at is None and previous.expires_at > now:
             carried = previous.failed_attempts

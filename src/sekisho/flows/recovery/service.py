@@ -41,7 +41,8 @@ class RecoveryFlow:
             account = match.account if match else None
             outcome = "unknown"
             if account is not None:
-                latest = await core.challenges.latest(db, account.id, Purpose.PASSWORD_RESET)
+                latest = await core.challenges.latest(db, account.id, Purpose.PASSWORD_RESET,
+                                                      for_issue=True)
                 # Within the cool-down nothing is sent and nothing is said: the answer must
                 # not differ from an unknown identifier's.
                 outcome = "cooldown" if core.challenges.resend_wait(latest) else OK

@@ -102,7 +102,8 @@ class RegistrationFlow:
             match = await core.accounts.find(db, address)
             if match is None or match.account.is_verified:
                 return
-            latest = await core.challenges.latest(db, match.account.id, Purpose.EMAIL_VERIFICATION)
+            latest = await core.challenges.latest(db, match.account.id,
+                                                  Purpose.EMAIL_VERIFICATION, for_issue=True)
             wait = core.challenges.resend_wait(latest)
             if wait:
                 raise SekishoError("code.resend_too_soon", retry_after=wait,
