@@ -21,6 +21,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+_READ_ONLY = "sekisho_read_only"
+
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -69,8 +71,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         def _sqlite_begin_immediate(conn: Any) -> None:
             # A deferred transaction that reads, then writes, fails at once with SQLITE_BUSY when
             # another writer got in between; busy_timeout cannot help it. Taking the write lock
-            # up front makes concurrent requests queue instead. WAL keeps readers unblocked.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # up front makes concurrent requests queue instead. Read-only units of work
+            # (``Database.read``) skip the lock: WAL lets them run beside the writer.
+            read_only = conn.get_execution_options().get(_READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
@@ -92,6 +96,18 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: committed on success, rolled back on any exception."""
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads (hot paths such as the login lookup).
+
+        On SQLite it does not take the write lock, so lookups never queue behind writers.
+        Writing inside it is a bug; on SQLite it may fail with "database is locked".
+        """
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={_READ_ONLY: True})
+            # Closing (not rolling back) keeps what was loaded readable after the block.
             yield session
 
     async def dispose(self) -> None:

@@ -49,7 +49,7 @@ class LoginFlow:
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
         await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
-        async with core.db.transaction() as db:
+        async with core.db.read() as db:
             match = await core.accounts.find(db, ident)
         stored = match.account.password_hash if match else None
         verdict = await core.hasher.verify(stored, secret)
