@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from sekisho.account.service import account_view
 from sekisho.sessions.service import ActiveSession
+from sekisho.web.cookies import clear_session_cookie
 from sekisho.web.deps import optional_session
 from sekisho.web.forms import form_data, handle_form, redirect
 
@@ -31,7 +32,7 @@ async def logout_submit(request: Request,
     if active is not None:
         await request.app.state.flows.account.logout(active.session,
                                                      request.state.facts.context())
-    request.state.set_cookies.append(("clear", request.app.state.cookies.session, "", None))
+    clear_session_cookie(request)
     return redirect("/login", notice="logged_out")
 
 

@@ -19,6 +19,7 @@ from sekisho.flows.schemas import (
     VerificationIn,
 )
 from sekisho.sessions.service import ActiveSession
+from sekisho.web.cookies import clear_session_cookie, set_session_cookie
 from sekisho.web.deps import ctx, optional_session, require_json, require_session
 from sekisho.web.i18n import N_, translations
 
@@ -70,8 +71,7 @@ async def login(body: LoginIn, request: Request, response: Response,
                 context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     result = await _flows(request).login.login(
         identifier=body.identifier, password=body.password, ctx=context)
-    cookies = request.app.state.cookies
-    request.state.set_cookies.append(("set", cookies.session, result.token, None))
+    set_session_cookie(request, result.token)
     return {"session_token": result.token, "account": account_view(result.account),
             "notices": result.notices, "reference": result.reference}
 
@@ -81,7 +81,7 @@ async def logout(request: Request, context: RequestContext = Depends(ctx),
                  active: ActiveSession | None = Depends(optional_session)) -> Response:
     if active is not None:
         await _flows(request).account.logout(active.session, context)
-    request.state.set_cookies.append(("clear", request.app.state.cookies.session, "", None))
+    clear_session_cookie(request)
     return Response(status_code=204)
 
 

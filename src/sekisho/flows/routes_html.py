@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sekisho.sessions.service import ActiveSession
+from sekisho.web.cookies import set_session_cookie
 from sekisho.web.deps import optional_session
 from sekisho.web.forms import handle_form, redirect, safe_next
 
@@ -42,8 +43,7 @@ async def login_submit(request: Request) -> Response:
         result = await _flows(request).login.login(
             identifier=data.get("identifier", ""), password=data.get("password", ""),
             ctx=request.state.facts.context())
-        request.state.set_cookies.append(("set", request.app.state.cookies.session,
-                                          result.token, None))
+        set_session_cookie(request, result.token)
         notices = ",".join(n["code"] for n in result.notices)
         target = safe_next(data.get("next"))
         return redirect(target, notice=notices) if notices else redirect(target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from sekisho.settings import Settings
@@ -24,3 +25,30 @@ class CookieJar:
 
     def clear(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")
+
+    def render(self, pending: list[tuple[str, str | None, int | None]]) -> list[str]:
+        """``Set-Cookie`` values for cookies queued during a request (value None: clear)."""
+        if not pending:
+            return []
+        scratch = Response()
+        for name, value, max_age in pending:
+            if value is None:
+                self.clear(scratch, name)
+            else:
+                self.set(scratch, name, value, max_age=max_age)
+        return [v.decode("latin-1") for k, v in scratch.raw_headers if k == b"set-cookie"]
+
+
+def queue_cookie(request: Request, name: str, value: str | None,
+                 max_age: int | None = None) -> None:
+    """Set (or, with ``value`` None, clear) a cookie on whatever response this request gets,
+    error pages included; the edge middleware writes it."""
+    request.state.set_cookies.append((name, value, max_age))
+
+
+def set_session_cookie(request: Request, token: str) -> None:
+    queue_cookie(request, request.app.state.cookies.session, token)
+
+
+def clear_session_cookie(request: Request) -> None:
+    queue_cookie(request, request.app.state.cookies.session, None)

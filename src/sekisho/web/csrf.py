@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from sekisho.clock import TokenSource
 from sekisho.errors import SekishoError
-from sekisho.web.cookies import CookieJar
+from sekisho.web.cookies import CookieJar, queue_cookie
 
 
 def csrf_token(request: Request, cookies: CookieJar, tokens: TokenSource) -> str:
@@ -20,8 +20,10 @@ def csrf_token(request: Request, cookies: CookieJar, tokens: TokenSource) -> str
     existing = request.cookies.get(cookies.csrf)
     if existing and len(existing) >= 32:
         return existing
-    fresh: str = getattr(request.state, "new_csrf", None) or tokens.token(32)
-    request.state.new_csrf = fresh
+    fresh: str | None = getattr(request.state, "new_csrf", None)
+    if fresh is None:
+        fresh = request.state.new_csrf = tokens.token(32)
+        queue_cookie(request, cookies.csrf, fresh)
     return fresh
 
 

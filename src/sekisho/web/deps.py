@@ -8,6 +8,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.sessions.service import ActiveSession
+from sekisho.web.cookies import clear_session_cookie
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -41,7 +42,7 @@ async def optional_session(request: Request) -> ActiveSession | None:
         async with core.db.transaction() as db:
             active = await core.sessions.resolve(db, token)
         if active is None and from_cookie:
-            request.state.set_cookies.append(("clear", request.app.state.cookies.session, "", None))
+            clear_session_cookie(request)
     request.state.active_session = active
     request.state.account_id = active.account.id if active else None
     return active

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sekisho.clock import TokenSource
 from sekisho.settings import Settings
 from sekisho.web.context import RequestFacts, TrustedProxies
-from sekisho.web.cookies import CookieJar
+from sekisho.web.cookies import CookieJar, queue_cookie
 from sekisho.web.csrf import csrf_token
 
 _SECURITY_HEADERS = {
@@ -42,15 +40,15 @@ class EdgeMiddleware:
         state = request.state
         state.facts = RequestFacts(request, self.settings, self.proxies)
         state.csrf_token = lambda: csrf_token(request, self.cookies, self.tokens)
-        state.set_cookies = []
+        state.set_cookies = []  # (name, value or None to clear, max_age), see queue_cookie
         is_api = scope["path"].startswith("/api/")
         device = request.cookies.get(self.cookies.device)
-        state.new_device = False
         if not device or len(device) > 64:
             # Browsers get an id on their first visit so events can tell devices apart;
             # API clients identify themselves by their session instead.
             device = None if is_api else self.tokens.token(24)
-            state.new_device = device is not None
+            if device is not None:
+                queue_cookie(request, self.cookies.device, device, DEVICE_COOKIE_MAX_AGE)
         state.device_id = device
 
         async def send_wrapper(message: Message) -> None:
@@ -61,25 +59,8 @@ class EdgeMiddleware:
                 headers["X-Request-Id"] = state.facts.request_id
                 if self.settings.https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-                for cookie in self._pending_cookies(state):
+                for cookie in self.cookies.render(state.set_cookies):
                     headers.append("set-cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
-
-    def _pending_cookies(self, state: Any) -> list[str]:
-        """Cookies decided during the request, rendered as Set-Cookie values."""
-        scratch = Response()
-        new_csrf = getattr(state, "new_csrf", None)
-        if new_csrf:
-            self.cookies.set(scratch, self.cookies.csrf, new_csrf)
-        if state.new_device:
-            self.cookies.set(scratch, self.cookies.device, state.device_id,
-                             max_age=DEVICE_COOKIE_MAX_AGE)
-        for action, name, value, max_age in state.set_cookies:
-            if action == "set":
-                self.cookies.set(scratch, name, value, max_age=max_age)
-            else:
-                self.cookies.clear(scratch, name)
-        return [v.decode("latin-1") for k, v in scratch.raw_headers if k == b"set-cookie"]
-
