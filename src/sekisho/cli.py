@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from typing import Annotated
 
@@ -52,6 +53,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     from sekisho.migrations.runner import upgrade
 
     settings = _settings()
+    if "base_url" not in settings.model_fields_set:
+        # Unconfigured, links in mails point where this process listens (the worker
+        # processes read the same environment).
+        os.environ["SEKISHO_BASE_URL"] = f"http://{host}:{port}"
+        settings = _settings()
     _prepare(settings)
     if settings.is_embedded_database:
         upgrade(settings.resolved_database_url)

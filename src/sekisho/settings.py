@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     """Shared state (rate limits, lockout lanes, waiting room) across processes. Unset:
     in-process, right for a single ``serve`` process."""
     base_url: str = "http://127.0.0.1:8000"
-    """Public origin for links in mails and SMS. Never derived from the Host header."""
+    """Public origin for links in mails and SMS. Never derived from the Host header. Unset,
+    ``serve`` uses the address it listens on."""
     smtp_url: str | None = None
     """``smtp://host:port`` or ``smtp+starttls://user:pass@host:port``. Unset: ``.eml`` files
     in ``<data_dir>/outbox``."""
