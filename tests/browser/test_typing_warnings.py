@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from sekisho.web.i18n import translations
+
+CAPS_MESSAGE = "Caps Lock is on."
+WIDTH_MESSAGE = "You are typing in full-width (zenkaku) mode."
+
 CAPS_ON = """el => el.dispatchEvent(new KeyboardEvent("keydown",
     {key: "A", bubbles: true, modifierCapsLock: true}))"""
 CAPS_OFF = """el => el.dispatchEvent(new KeyboardEvent("keyup",
@@ -15,7 +20,7 @@ def test_caps_lock_warning_follows_the_key_state(live_url, page):
     password = page.locator("#password")
     password.evaluate(CAPS_ON)
     assert warning.is_visible()
-    assert "Caps Lock" in warning.inner_text()
+    assert warning.inner_text() == translations("ja").gettext(CAPS_MESSAGE)
     password.evaluate(CAPS_OFF)
     assert warning.is_hidden()
 
@@ -29,7 +34,7 @@ def test_full_width_warning_while_typing(live_url, page):
     identifier.fill("")
     identifier.press_sequentially("ａｂｃ")
     assert warning.is_visible()
-    assert "full-width" in warning.inner_text()
+    assert warning.inner_text() == translations("en").gettext(WIDTH_MESSAGE)
 
 
 def test_page_works_without_javascript(live_url, browser):

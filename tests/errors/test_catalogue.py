@@ -56,8 +56,11 @@ async def test_envelope_shape_language_and_retry_after(client):
         assert set(error) >= {"code", "message", "remedy", "reference"}
         assert (error["code"], error["field"], error["reason"]) == \
             ("request.invalid", "identifier", "missing")
-    assert "ログインID" in ja.json()["error"]["message"]
-    assert "login ID" in en.json()["error"]["message"]
+    for response, lang in ((ja, "ja"), (en, "en")):
+        error = response.json()["error"]
+        assert error["message"] == CATALOGUE["request.invalid"].message[lang].format(
+            field_label=FIELD_LABELS["identifier"][lang])
+        assert error["remedy"] == REASONS["missing"][lang]
 
 
 async def test_non_json_bodies_are_refused(client):
