@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sekisho.clock import Clock, TokenSource
 from sekisho.codes.models import Challenge, Purpose
@@ -181,4 +182,5 @@ class ChallengeService:
         if result.rowcount != 1:
             raise SekishoError("link.used" if link else "code.expired",
                                field="token" if link else "code")
-        challenge.used_at = self._clock.now()
+        # Reflect the UPDATE in the loaded object without scheduling a second one.
+        set_committed_value(challenge, "used_at", self._clock.now())

@@ -6,7 +6,6 @@ A login flood must queue for hashing slots instead of starving every other reque
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -44,7 +43,7 @@ class PasswordHasher:
         # thread limiter, so hashes cannot exhaust the threads other work needs.
         self._threads = anyio.CapacityLimiter(max(1, concurrency))
         self.waiting = 0
-        self.last_wait = 0.0
+        """Requests queued for a hashing slot right now (the hash queue depth)."""
         # Verifying against this costs exactly what a real check costs, so an unknown
         # identifier takes as long as a known one (no enumeration by timing).
         self._dummy_hash = self._argon2.hash("sekisho-timing-equaliser")
@@ -73,7 +72,6 @@ class PasswordHasher:
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` in a worker thread once a slot is free, waiting at most the queue timeout."""
-        started = time.monotonic()
         self.waiting += 1
         try:
             with anyio.fail_after(self._queue_timeout):
@@ -83,7 +81,6 @@ class PasswordHasher:
         finally:
             self.waiting -= 1
         try:
-            self.last_wait = time.monotonic() - started
             return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads)
         finally:
             self._limiter.release()
