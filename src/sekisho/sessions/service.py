@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.clock import Clock, TokenSource
 from sekisho.context import RequestContext
+from sekisho.db import Database
 from sekisho.identity.models import Account, AccountStatus
 from sekisho.sessions.models import Session
 from sekisho.settings import Settings
@@ -45,22 +46,36 @@ class SessionService:
         ))
         return token
 
-    async def resolve(self, db: AsyncSession, token: str) -> ActiveSession | None:
-        """The live session behind ``token``, or None if unknown, ended, idle or too old."""
-        session = await db.scalar(select(Session).where(Session.token_hash == token_hash(token)))
-        if session is None or session.ended_at is not None:
-            return None
+    async def resolve(self, database: Database, token: str) -> ActiveSession | None:
+        """The live session behind ``token``, or None if unknown, ended, idle or too old.
+
+        Runs on every signed-in request, so it only reads; it writes (in a short unit of
+        work of its own) just to end a dead session or, at most once per touch interval,
+        to move ``last_seen_at``.
+        """
+        async with database.read() as db:
+            session = await db.scalar(
+                select(Session).where(Session.token_hash == token_hash(token)))
+            if session is None or session.ended_at is not None:
+                return None
+            account = await db.get(Account, session.account_id)
         now = self._clock.now()
         idle_limit = timedelta(seconds=self._settings.session_idle_timeout_seconds)
+        end_reason = None
         if now >= session.expires_at or now - session.last_seen_at >= idle_limit:
-            await self._end(db, [session.id], "expired")
+            end_reason = "expired"
+        elif account is None or account.status == AccountStatus.SUSPENDED:
+            end_reason = "account_suspended"
+        if end_reason is not None:
+            async with database.transaction() as db:
+                await self._end(db, [session.id], end_reason)
             return None
-        account = await db.get(Account, session.account_id)
-        if account is None or account.status == AccountStatus.SUSPENDED:
-            await self._end(db, [session.id], "account_suspended")
-            return None
-        touch = timedelta(seconds=self._settings.session_touch_interval_seconds)
-        if now - session.last_seen_at >= touch:
+        assert account is not None
+        if now - session.last_seen_at >= timedelta(
+                seconds=self._settings.session_touch_interval_seconds):
+            async with database.transaction() as db:
+                await db.execute(update(Session).where(Session.id == session.id)
+                                 .values(last_seen_at=now))
             session.last_seen_at = now
         return ActiveSession(session, account)
 

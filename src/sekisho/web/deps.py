@@ -39,8 +39,7 @@ async def optional_session(request: Request) -> ActiveSession | None:
     active = None
     if token:
         core = get_core(request)
-        async with core.db.transaction() as db:
-            active = await core.sessions.resolve(db, token)
+        active = await core.sessions.resolve(core.db, token)
         if active is None and from_cookie:
             clear_session_cookie(request)
     request.state.active_session = active
