@@ -21,6 +21,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
 from sekisho.identity.models import Account
 from sekisho.identity.normalize import normalise_code, normalise_password
@@ -47,17 +48,10 @@ class RecoveryFlow:
                 # not differ from an unknown identifier's.
                 outcome = "cooldown" if core.challenges.resend_wait(latest) else OK
             if account is not None and outcome == OK:
-                lifetime = core.settings.reset_lifetime_seconds
-                issued = await core.challenges.issue(
-                    db, account_id=account.id, purpose=Purpose.PASSWORD_RESET,
-                    target=account.email, lifetime_seconds=lifetime)
-                await core.notifier.email(
-                    db, to=account.email, template="password_reset", locale=account.locale,
-                    account_id=account.id,
-                    context={"display_name": account.display_name, "code": issued.code,
-                             "link": f"{core.settings.base_url}/recovery/reset?token={issued.token}",
-                             "minutes": lifetime // 60,
-                             "requested_at": core.local_time(core.clock.now())})
+                await mail_code_and_link(
+                    core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
+                    path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
+                    requested_at=core.local_time(core.clock.now()))
             await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome,
                                      ctx=ctx, account_id=account.id if account else None,
                                      identifier=ident.value)

@@ -22,6 +22,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import (
@@ -54,7 +55,7 @@ class RegistrationFlow:
                     account = await core.accounts.create(
                         db, email=address, password_hash=password_hash, display_name=name,
                         locale=ctx.locale)
-                    await self._send_verification(db, account, ctx)
+                    await self._send_verification(db, account)
                     await core.events.record(db, kind=EventKind.REGISTRATION, outcome=OK,
                                              ctx=ctx, account_id=account.id,
                                              identifier=address.value)
@@ -79,19 +80,10 @@ class RegistrationFlow:
                                      ctx=ctx, account_id=match.account.id,
                                      identifier=address.value)
 
-    async def _send_verification(self, db: AsyncSession, account: Account,
-                                 ctx: RequestContext) -> None:
-        core = self.core
-        lifetime = core.settings.email_code_lifetime_seconds
-        issued = await core.challenges.issue(
-            db, account_id=account.id, purpose=Purpose.EMAIL_VERIFICATION,
-            target=account.email, lifetime_seconds=lifetime)
-        await core.notifier.email(
-            db, to=account.email, template="verify_email", locale=account.locale,
-            account_id=account.id,
-            context={"display_name": account.display_name, "code": issued.code,
-                     "link": f"{core.settings.base_url}/verify?token={issued.token}",
-                     "minutes": lifetime // 60})
+    async def _send_verification(self, db: AsyncSession, account: Account) -> None:
+        await mail_code_and_link(
+            self.core, db, account, purpose=Purpose.EMAIL_VERIFICATION, template="verify_email",
+            path="/verify", lifetime_seconds=self.core.settings.email_code_lifetime_seconds)
 
     async def resend(self, *, email: str, ctx: RequestContext) -> None:
         """Send a fresh code to an unverified address; silent for anything else."""
@@ -108,7 +100,7 @@ class RegistrationFlow:
             if wait:
                 raise SekishoError("code.resend_too_soon", retry_after=wait,
                                    params={"retry_after": wait})
-            await self._send_verification(db, match.account, ctx)
+            await self._send_verification(db, match.account)
             await core.events.record(db, kind=EventKind.VERIFICATION_RESEND, outcome=OK, ctx=ctx,
                                      account_id=match.account.id, identifier=address.value)
 
