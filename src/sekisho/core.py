@@ -10,7 +10,9 @@ from sekisho.clock import Clock, SystemClock, TokenSource
 from sekisho.codes.service import ChallengeService
 from sekisho.db import Database
 from sekisho.events.service import EventLog
+from sekisho.guard.devices import DeviceCookies
 from sekisho.guard.limits import RateLimiter
+from sekisho.guard.lockout import LockoutGuard, LockoutPolicy, MemoryLaneStore, RedisLaneStore
 from sekisho.identity.service import AccountService
 from sekisho.methods.password.hashing import PasswordHasher
 from sekisho.methods.password.policy import PasswordPolicy
@@ -35,6 +37,8 @@ class Core:
     notifier: Notifier
     accounts: AccountService
     limiter: RateLimiter
+    lockout: LockoutGuard
+    devices: DeviceCookies
 
     def local_time(self, moment: datetime) -> str:
         """A time as members read it: in the display time zone, minutes precision."""
@@ -67,4 +71,13 @@ def build_core(settings: Settings, clock: Clock | None = None,
             phone_region=settings.phone_default_region),
         limiter=RateLimiter(key_hash=events.identifier_hash, redis_url=settings.redis_url,
                             overrides=settings.rate_limits),
+        lockout=LockoutGuard(
+            LockoutPolicy(threshold=settings.lockout_threshold,
+                          window=settings.lockout_window_seconds,
+                          base_duration=settings.lockout_base_seconds,
+                          max_duration=settings.lockout_max_seconds,
+                          escalation_reset=settings.lockout_escalation_reset_seconds),
+            RedisLaneStore(settings.redis_url) if settings.redis_url else MemoryLaneStore(clock),
+            clock),
+        devices=DeviceCookies(secret, clock, tokens, settings.device_cookie_lifetime_seconds),
     )

@@ -71,17 +71,32 @@ class AccountSettings:
             ended = await core.sessions.end_all(db, account.id, "password_change", keep=session.id)
             await core.events.record(db, kind=EventKind.PASSWORD_CHANGE, outcome=OK, ctx=ctx,
                                      account_id=account.id, detail={"sessions_ended": ended})
+        await clear_lockout(core, fresh)
 
 
 async def set_password(core: Core, db: AsyncSession, account: Account, new_hash: str,
                        ctx: RequestContext) -> None:
-    """Store a new password hash and tell the owner (ASVS 6.3.7), whatever the path."""
+    """Store a new password hash and tell the owner (ASVS 6.3.7), whatever the path.
+
+    Failures counted against the old password no longer mean anything: the failure cap
+    starts again and password login is enabled again. Callers clear the lockout lanes
+    (:func:`clear_lockout`) once this has committed.
+    """
     now = core.clock.now()
     account.password_hash = new_hash
     account.password_changed_at = now
     account.updated_at = now
+    account.failed_logins = 0
+    account.password_login_disabled_at = None
     await core.notifier.email(
         db, to=account.email, template="password_changed", locale=account.locale,
         account_id=account.id,
         context={"display_name": account.display_name, "changed_at": core.local_time(now),
                  "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})
+
+
+async def clear_lockout(core: Core, account: Account) -> None:
+    """Unlock every lockout lane of the account: its identifiers' (past ones too) and its
+    device cookies'. A member who proved themselves must not stay locked out."""
+    await core.lockout.clear(account.id, [core.events.identifier_hash(identifier.value)
+                                          for identifier in account.identifiers])

@@ -14,6 +14,7 @@ from sekisho.db import Base, BigId, UTCDateTime
 class Purpose(StrEnum):
     EMAIL_VERIFICATION = "email_verification"
     PASSWORD_RESET = "password_reset"
+    UNLOCK = "unlock"
 
 
 class Challenge(Base):

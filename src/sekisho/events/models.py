@@ -20,6 +20,7 @@ class EventKind(StrEnum):
     VERIFICATION_RESEND = "verification_resend"
     LOGIN = "login"
     LOGOUT = "logout"
+    UNLOCK = "unlock"
     PASSWORD_CHANGE = "password_change"
     RECOVERY_REQUEST = "recovery_request"
     RECOVERY_COMPLETE = "recovery_complete"

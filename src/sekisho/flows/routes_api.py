@@ -16,10 +16,16 @@ from sekisho.flows.schemas import (
     RecoveryIn,
     RegistrationIn,
     ResendIn,
+    UnlockIn,
     VerificationIn,
 )
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.cookies import clear_session_cookie, set_session_cookie
+from sekisho.web.cookies import (
+    clear_session_cookie,
+    known_device_cookie,
+    set_known_device_cookie,
+    set_session_cookie,
+)
 from sekisho.web.deps import ctx, optional_session, require_json, require_session
 from sekisho.web.i18n import N_, translations
 
@@ -70,10 +76,21 @@ async def resend_verification(body: ResendIn, request: Request,
 async def login(body: LoginIn, request: Request, response: Response,
                 context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     result = await _flows(request).login.login(
-        identifier=body.identifier, password=body.password, ctx=context)
+        identifier=body.identifier, password=body.password, ctx=context,
+        device_cookie=known_device_cookie(request))
     set_session_cookie(request, result.token)
+    set_known_device_cookie(request, result.device_cookie)
     return {"session_token": result.token, "account": account_view(result.account),
             "notices": result.notices, "reference": result.reference}
+
+
+@router.post("/unlock")
+async def unlock(body: UnlockIn, request: Request,
+                 context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """The lock mail's "unlock this browser": this client gets its own lockout lane."""
+    set_known_device_cookie(request, await _flows(request).login.unlock(token=body.token,
+                                                                        ctx=context))
+    return {"status": "unlocked", "next": "login"}
 
 
 @router.post("/logout", status_code=204)

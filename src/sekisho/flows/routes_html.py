@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.cookies import set_session_cookie
+from sekisho.web.cookies import known_device_cookie, set_known_device_cookie, set_session_cookie
 from sekisho.web.deps import optional_session
 from sekisho.web.forms import handle_form, redirect, safe_next
 
@@ -42,13 +42,33 @@ async def login_submit(request: Request) -> Response:
     async def act(data: dict[str, str]) -> Response:
         result = await _flows(request).login.login(
             identifier=data.get("identifier", ""), password=data.get("password", ""),
-            ctx=request.state.facts.context())
+            ctx=request.state.facts.context(), device_cookie=known_device_cookie(request))
         set_session_cookie(request, result.token)
+        set_known_device_cookie(request, result.device_cookie)
         notices = ",".join(n["code"] for n in result.notices)
         target = safe_next(data.get("next"))
         return redirect(target, notice=notices) if notices else redirect(target)
 
     return await handle_form(request, "login.html", act, keep=("identifier", "next"))
+
+
+@router.get("/unlock")
+async def unlock_page(request: Request) -> Response:
+    # A button, not an action on GET: mail scanners that prefetch links must not use it up.
+    response = _page(request, "unlock.html", values={"token": request.query_params.get("token", "")})
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+@router.post("/unlock")
+async def unlock_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        cookie = await _flows(request).login.unlock(token=data.get("token", ""),
+                                                    ctx=request.state.facts.context())
+        set_known_device_cookie(request, cookie)
+        return redirect("/login", notice="unlocked")
+
+    return await handle_form(request, "unlock.html", act, keep=("token",))
 
 
 @router.get("/register")

@@ -33,6 +33,10 @@ class LoginIn(_Body):
     password: str = Field(max_length=_MAX_PASSWORD)
 
 
+class UnlockIn(_Body):
+    token: str = Field(max_length=128)
+
+
 class RecoveryIn(_Body):
     identifier: str = Field(max_length=_MAX_ID)
 

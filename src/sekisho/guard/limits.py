@@ -25,6 +25,7 @@ class Action(StrEnum):
     """Everything that is rate limited, referenced by name everywhere else."""
 
     LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
     REGISTRATION = "registration"
     RECOVERY_REQUEST = "recovery_request"
     CODE_SEND = "code_send"
@@ -44,6 +45,10 @@ class Rule:
 DEFAULT_RULES: dict[Action, Rule] = {
     # Login pace per client; failures get their own, tighter lanes in the lockout guard.
     Action.LOGIN: Rule(per_ip="60/minute;1000/hour"),
+    # Failed logins from one client across all identifiers: credential stuffing and password
+    # spraying try few passwords on many identifiers, which per-identifier lanes never see.
+    # Browsers with a valid device cookie for the account they try are exempt.
+    Action.LOGIN_FAILED: Rule(per_ip="100/hour"),
     # Registrations mail whoever's address is typed: keep one address from being bombed.
     Action.REGISTRATION: Rule(per_ip="10/minute;50/hour", per_key="3/hour"),
     # Recovery mails too; per identifier so a stranger cannot flood an owner's mailbox.
@@ -74,16 +79,35 @@ class RateLimiter:
     async def hit(self, action: Action, *, ip: str | None = None,
                   key: str | None = None) -> None:
         """Count one request; raise the catalogue's 429 with ``retry_after`` when over."""
-        per_ip, per_key = self._rules[action]
-        checks = [(item, "ip", ip) for item in per_ip if ip] + \
-                 [(item, "key", self._key_hash(key)) for item in per_key if key]
-        for item, scope, value in checks:
+        for item, scope, value in self._checks(action, ip, key):
             if not await self._strategy.hit(item, action.value, scope, value):
-                stats = await self._strategy.get_window_stats(item, action.value, scope, value)
-                # The window is kept by ``limits`` on wall-clock time, not the injected clock.
-                wait = max(1, int(stats.reset_time - time.time()) + 1)
-                raise SekishoError("request.rate_limited", retry_after=wait,
-                                   params={"retry_after": wait}, extra={"limit": action.value})
+                await self._refuse(action, item, scope, value)
+
+    async def check(self, action: Action, *, ip: str | None = None,
+                    key: str | None = None) -> None:
+        """Raise like :meth:`hit` if the limit is already used up, without counting."""
+        for item, scope, value in self._checks(action, ip, key):
+            if not await self._strategy.test(item, action.value, scope, value):
+                await self._refuse(action, item, scope, value)
+
+    async def count(self, action: Action, *, ip: str | None = None,
+                    key: str | None = None) -> None:
+        """Count an outcome (a failed login, say) that :meth:`check` later looks at."""
+        for item, scope, value in self._checks(action, ip, key):
+            await self._strategy.hit(item, action.value, scope, value)
+
+    def _checks(self, action: Action, ip: str | None,
+                key: str | None) -> list[tuple[RateLimitItem, str, str]]:
+        per_ip, per_key = self._rules[action]
+        return [(item, "ip", ip) for item in per_ip if ip] + \
+               [(item, "key", self._key_hash(key)) for item in per_key if key]
+
+    async def _refuse(self, action: Action, item: RateLimitItem, scope: str, value: str) -> None:
+        stats = await self._strategy.get_window_stats(item, action.value, scope, value)
+        # The window is kept by ``limits`` on wall-clock time, not the injected clock.
+        wait = max(1, int(stats.reset_time - time.time()) + 1)
+        raise SekishoError("request.rate_limited", retry_after=wait,
+                           params={"retry_after": wait}, extra={"limit": action.value})
 
     async def reset(self) -> None:
         await self.storage.reset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sekisho.db import Base, BigId, UTCDateTime
@@ -43,6 +43,10 @@ class Account(Base):
     locale: Mapped[str] = mapped_column(String(8), default="ja")
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Consecutive failed password checks across every lane since the last success."""
+    password_login_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set when ``failed_logins`` reaches the cap; cleared by a completed password reset."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

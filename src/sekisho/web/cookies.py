@@ -17,6 +17,10 @@ class CookieJar:
         self.session = f"{prefix}sekisho_session"
         self.csrf = f"{prefix}sekisho_csrf"
         self.device = f"{prefix}sekisho_device"
+        """A random browser id, so events and sessions can tell browsers apart."""
+        self.known_device = f"{prefix}sekisho_known"
+        """The signed device cookie that puts this browser in its own lockout lane."""
+        self.known_device_max_age = settings.device_cookie_lifetime_seconds
 
     def set(self, response: Response, name: str, value: str, *, max_age: int | None = None,
             http_only: bool = True) -> None:
@@ -52,3 +56,12 @@ def set_session_cookie(request: Request, token: str) -> None:
 
 def clear_session_cookie(request: Request) -> None:
     queue_cookie(request, request.app.state.cookies.session, None)
+
+
+def known_device_cookie(request: Request) -> str | None:
+    return request.cookies.get(request.app.state.cookies.known_device)
+
+
+def set_known_device_cookie(request: Request, value: str) -> None:
+    jar = request.app.state.cookies
+    queue_cookie(request, jar.known_device, value, jar.known_device_max_age)

@@ -1,29 +1,41 @@
-"""Password login.
+"""Password login, guarded by lockout lanes and device cookies.
 
 ```mermaid
 stateDiagram-v2
     [*] --> identified: normalise identifier, look it up (unknown: dummy account)
-    identified --> refused: password wrong (same answer, same hash cost for unknown)
-    identified --> checked: password right
+    identified --> refused: lane locked (login.throttled, password not checked)
+    identified --> admitted: lane open (own lane for a valid device cookie, else untrusted)
+    admitted --> refused: password login disabled after the failure cap
+    admitted --> failed: password wrong, typo corrections wrong too (counts in the lane)
+    failed --> locked: lane reaches the threshold (owner mailed once, with unlock link)
+    admitted --> checked: password right
     checked --> refused: suspended / dormant / unverified (told only now)
-    checked --> signed_in: rehash if parameters changed, new session token
+    checked --> signed_in: rehash if parameters changed, new session and device cookie
 ```
 
 Account state is revealed only after the password is right, so a stranger learns nothing
-(ASVS 6.3.8). Hashing happens outside any database transaction: a login never holds a
+(ASVS 6.3.8); lanes are keyed by the identifier, so an unknown identifier locks exactly like
+a known one. Hashing happens outside any database transaction: a login never holds a
 connection (or SQLite's write lock) while argon2 runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sekisho.codes.models import Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
+from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import normalise_password
 from sekisho.identity.service import Match
@@ -34,6 +46,8 @@ class LoginResult:
     token: str
     account: Account
     reference: str
+    device_cookie: str
+    """A fresh device cookie for this browser (OWASP: reissued at every login)."""
     notices: list[dict[str, Any]] = field(default_factory=list)
     """Things to tell the member now that they proved who they are (card replaced, ...)."""
 
@@ -42,7 +56,8 @@ class LoginFlow:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    async def login(self, *, identifier: str, password: str, ctx: RequestContext) -> LoginResult:
+    async def login(self, *, identifier: str, password: str, ctx: RequestContext,
+                    device_cookie: str | None = None) -> LoginResult:
         core = self.core
         ident = core.accounts.identify(identifier)
         secret = normalise_password(password)
@@ -51,46 +66,172 @@ class LoginFlow:
         await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
         async with core.db.read() as db:
             match = await core.accounts.find(db, ident)
-        stored = match.account.password_hash if match else None
-        verdict = await core.hasher.verify(stored, secret)
         account = match.account if match else None
+        device = core.devices.read(device_cookie, account.id if account else None)
+        try:
+            if device is None:
+                # Known browsers are exempt: spraying from a shared IP must not lock them out.
+                await core.limiter.check(Action.LOGIN_FAILED, ip=ctx.ip)
+            lane = (core.lockout.device_lane(device.nonce) if device else
+                    core.lockout.untrusted_lane(core.events.identifier_hash(ident.value)))
+            attempt = await core.lockout.admit(lane, account.id if account else None)
+        except SekishoError as error:
+            await self._refuse(error, ident.value, account, ctx)
+        if account is not None and account.password_login_disabled_at is not None:
+            # Past the failure cap nothing is guessed any more; only a reset reopens it.
+            await core.lockout.abandon(attempt)
+            await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
+        try:
+            corrections = (core.policy.corrections(secret)
+                           if core.settings.password_typo_correction else [])
+            verdict = await core.hasher.verify(
+                account.password_hash if account else None, secret,
+                [candidate for _, candidate in corrections])
+        except BaseException:
+            await core.lockout.abandon(attempt)
+            raise
         if not verdict.ok:
-            await self._refuse("login.invalid_credentials", ident.value, account, ctx)
+            await self._failed(attempt, ident.value, account, ctx, trusted=device is not None)
+        await core.lockout.succeeded(attempt)
         assert match is not None and account is not None
         for status, code in ((AccountStatus.SUSPENDED, "account.suspended"),
                              (AccountStatus.DORMANT, "account.dormant")):
             if account.status == status:
-                await self._refuse(code, ident.value, account, ctx)
+                await self._refuse(SekishoError(code), ident.value, account, ctx)
         if not account.is_verified:
-            await self._refuse("account.unverified", ident.value, account, ctx,
-                               extra={"resend": "/api/v1/verifications/email/resend"})
+            await self._refuse(
+                SekishoError("account.unverified",
+                             extra={"resend": "/api/v1/verifications/email/resend"}),
+                ident.value, account, ctx)
+        correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
-        notices = self._notices(match)
+        notices = self._notices(match, correction)
         async with core.db.transaction() as db:
             fresh = await db.get(Account, account.id)
             assert fresh is not None
             if new_hash:
                 fresh.password_hash = new_hash
+            if fresh.failed_logins:
+                fresh.failed_logins = 0
             token = await core.sessions.create(db, fresh, ctx)
             event = await core.events.record(
                 db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=fresh.id,
                 identifier=ident.value,
                 detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
+                        "trusted_device": device is not None, "correction": correction,
                         "notices": [n["code"] for n in notices]})
-        return LoginResult(token, fresh, event.reference, notices)
+        return LoginResult(token, fresh, event.reference, core.devices.issue(fresh.id), notices)
 
-    async def _refuse(self, code: str, identifier: str, account: Account | None,
-                      ctx: RequestContext, extra: dict[str, Any] | None = None) -> None:
+    async def unlock(self, *, token: str, ctx: RequestContext) -> str:
+        """Use a lock mail's "unlock this browser" link: a device cookie for this browser.
+
+        The browser gets its own lane, so the owner logs in at once while whoever caused the
+        lock stays locked out. Returns the new device cookie.
+        """
+        core = self.core
+        async with core.db.transaction() as db:
+            try:
+                challenge = await core.challenges.redeem_token(db, Purpose.UNLOCK, token)
+            except SekishoError as error:
+                failure = error
+            else:
+                await core.events.record(db, kind=EventKind.UNLOCK, outcome=OK, ctx=ctx,
+                                         account_id=challenge.account_id)
+                return core.devices.issue(challenge.account_id)
+        await self._refuse(failure, None, None, ctx, kind=EventKind.UNLOCK)
+
+    async def _failed(self, attempt: Attempt, identifier: str, account: Account | None,
+                      ctx: RequestContext, *, trusted: bool) -> NoReturn:
+        """Count a wrong password in its lane, towards the IP's budget and the account's cap."""
+        core = self.core
+        lock = await core.lockout.failed(attempt)
+        if not trusted:
+            await core.limiter.count(Action.LOGIN_FAILED, ip=ctx.ip)
+        async with core.db.transaction() as db:
+            detail: dict[str, Any] = {"lane": "device" if trusted else "untrusted"}
+            if lock is not None:
+                detail["locked_until"] = lock.until
+                detail["lock_level"] = lock.level
+            if account is not None:
+                disabled = await self._count_failure(db, account)
+                detail["failed_logins"] = disabled.failures
+                if disabled.now_disabled:
+                    await mail_code_and_link(
+                        core, db, account, purpose=Purpose.PASSWORD_RESET,
+                        template="password_login_disabled", path="/recovery/reset",
+                        lifetime_seconds=core.settings.reset_lifetime_seconds,
+                        failures=disabled.failures,
+                        disabled_at=core.local_time(core.clock.now()))
+                elif lock is not None and lock.level == 1:
+                    await self._mail_lock(db, account, lock, ctx)
+            event = await core.events.record(
+                db, kind=EventKind.LOGIN, outcome="login.invalid_credentials", ctx=ctx,
+                account_id=account.id if account else None, identifier=identifier,
+                detail=detail)
+        raise SekishoError("login.invalid_credentials", reference=event.reference)
+
+    async def _count_failure(self, db: AsyncSession, account: Account) -> _Cap:
+        """One more consecutive failure; at the cap, disable password login (once)."""
+        core = self.core
+        failures = int(await db.scalar(
+            update(Account).where(Account.id == account.id)
+            .values(failed_logins=Account.failed_logins + 1)
+            .returning(Account.failed_logins)
+            .execution_options(synchronize_session=False)) or 0)
+        if failures < core.settings.login_failure_cap:
+            return _Cap(failures, False)
+        disabled = await db.execute(
+            update(Account).where(Account.id == account.id,
+                                  Account.password_login_disabled_at.is_(None))
+            .values(password_login_disabled_at=core.clock.now())
+            .execution_options(synchronize_session=False))
+        return _Cap(failures, bool(disabled.rowcount))  # type: ignore[attr-defined]
+
+    async def _mail_lock(self, db: AsyncSession, account: Account, lock: Lock,
+                         ctx: RequestContext) -> None:
+        """The one mail per lock: what happened, and two ways out that need no support."""
+        core = self.core
+        settings = core.settings
+        unlock = await core.challenges.issue(
+            db, account_id=account.id, purpose=Purpose.UNLOCK, target=account.email,
+            lifetime_seconds=settings.unlock_link_lifetime_seconds)
+        reset = await core.challenges.issue(
+            db, account_id=account.id, purpose=Purpose.PASSWORD_RESET, target=account.email,
+            lifetime_seconds=settings.reset_lifetime_seconds)
+        await core.notifier.email(
+            db, to=account.email, template="login_locked", locale=account.locale,
+            account_id=account.id,
+            context={"display_name": account.display_name,
+                     "locked_at": core.local_time(core.clock.now()),
+                     "until": core.local_time(datetime.fromtimestamp(lock.until, UTC)),
+                     "ip": ctx.ip or "-", "browser": ctx.browser, "attempts": lock.failures,
+                     "unlock_link": f"{settings.base_url}/unlock?token={unlock.token}",
+                     "reset_link": f"{settings.base_url}/recovery/reset?token={reset.token}",
+                     "reset_minutes": settings.reset_lifetime_seconds // 60})
+
+    async def _refuse(self, error: SekishoError, identifier: str | None,
+                      account: Account | None, ctx: RequestContext,
+                      kind: EventKind = EventKind.LOGIN) -> NoReturn:
         async with self.core.db.transaction() as db:
             event = await self.core.events.record(
-                db, kind=EventKind.LOGIN, outcome=code, ctx=ctx,
+                db, kind=kind, outcome=error.code, ctx=ctx,
                 account_id=account.id if account else None, identifier=identifier)
-        raise SekishoError(code, reference=event.reference, extra=extra)
+        error.reference = event.reference
+        raise error
 
-    def _notices(self, match: Match) -> list[dict[str, Any]]:
-        """A login with a reissued card's old number works, and says what replaced it."""
+    def _notices(self, match: Match, correction: str | None) -> list[dict[str, Any]]:
+        """Things worth saying once the member is in: a replaced card, a corrected typo."""
+        notices: list[dict[str, Any]] = []
         if match.identifier.kind == IdentifierKind.CARD and not match.identifier.active:
             current = match.account.identifier(IdentifierKind.CARD)
-            return [{"code": "card_replaced",
-                     "new_card_last4": current.value[-4:] if current else None}]
-        return []
+            notices.append({"code": "card_replaced",
+                            "new_card_last4": current.value[-4:] if current else None})
+        if correction is not None:
+            notices.append({"code": f"password_{correction}"})
+        return notices
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    failures: int
+    now_disabled: bool

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sekisho.account.service import set_password
+from sekisho.account.service import clear_lockout, set_password
 from sekisho.codes.models import Challenge, Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
@@ -94,6 +94,7 @@ class RecoveryFlow:
         if error is not None:
             error.reference = event.reference
             raise error
+        await clear_lockout(core, account)
         return account
 
     async def _set_password(self, db: AsyncSession, challenge: Challenge, secret: str,

@@ -6,7 +6,7 @@ A login flood must queue for hashing slots instead of starving every other reque
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,6 +24,8 @@ T = TypeVar("T")
 class VerifyResult:
     ok: bool
     needs_rehash: bool = False
+    matched: int = 0
+    """Which candidate matched: 0 the password as typed, ``n`` the n-th alternative."""
 
 
 class PasswordHasher:
@@ -56,19 +58,29 @@ class PasswordHasher:
     async def hash(self, password: str) -> str:
         return await self._run(self._argon2.hash, password)
 
-    async def verify(self, stored_hash: str | None, password: str) -> VerifyResult:
-        """Check ``password``; with no stored hash, burn the same time and say no."""
-        if stored_hash is None:
-            await self._run(self._check, self._dummy_hash, password)
-            return VerifyResult(ok=False)
-        return await self._run(self._check, stored_hash, password)
+    async def verify(self, stored_hash: str | None, password: str,
+                     alternatives: Sequence[str] = ()) -> VerifyResult:
+        """Check ``password``, then each alternative until one matches.
 
-    def _check(self, stored_hash: str, password: str) -> VerifyResult:
-        try:
-            self._argon2.verify(stored_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        All candidates are checked in one hashing slot, one after the other, so corrections
+        never raise the number of hashes running at once. With no stored hash, every
+        candidate is checked against a dummy hash: the same time, and the answer no.
+        """
+        candidates = (password, *alternatives)
+        if stored_hash is None:
+            await self._run(self._check, self._dummy_hash, candidates)
             return VerifyResult(ok=False)
-        return VerifyResult(ok=True, needs_rehash=self._argon2.check_needs_rehash(stored_hash))
+        return await self._run(self._check, stored_hash, candidates)
+
+    def _check(self, stored_hash: str, candidates: Sequence[str]) -> VerifyResult:
+        for index, candidate in enumerate(candidates):
+            try:
+                self._argon2.verify(stored_hash, candidate)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                continue
+            return VerifyResult(ok=True, matched=index,
+                                needs_rehash=self._argon2.check_needs_rehash(stored_hash))
+        return VerifyResult(ok=False)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` in a worker thread once a slot is free, waiting at most the queue timeout."""

@@ -130,6 +130,27 @@ class PasswordPolicy:
         """Whether the whole password, casefolded, is in the blocklist (ASVS 6.2.4, 6.2.12)."""
         return password.casefold() in _blocklist()
 
+    def corrections(self, password: str) -> list[tuple[str, str]]:
+        """Typo corrections worth trying when ``password`` fails: ``(kind, candidate)``.
+
+        ``caps_lock``: every ASCII letter's case inverted; ``first_letter``: the first
+        character's case flipped (mobile keyboards capitalise it). A candidate is dropped when it
+        is a common password or outside the length rule: correcting towards a guessable
+        password would hand a guesser extra tries for free (Chatterjee et al., 2016).
+        """
+        inverted = "".join(c.swapcase() if c.isascii() else c for c in password)
+        flipped = password[:1].swapcase() + password[1:] if password[:1].isascii() else password
+        found: list[tuple[str, str]] = []
+        for kind, candidate in (("caps_lock", inverted), ("first_letter", flipped)):
+            if candidate == password or any(candidate == c for _, c in found):
+                continue
+            if not self.min_length <= len(candidate) <= self.max_length:
+                continue
+            if self.is_common(candidate):
+                continue
+            found.append((kind, candidate))
+        return found
+
     def _context(self, context_words: Iterable[str]) -> set[str]:
         """The context words in the password's form (NFKC, casefolded), with variants.
 
