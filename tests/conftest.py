@@ -55,6 +55,21 @@ async def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
 
 
 @pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """Redis for state shared between processes, emptied before and after the test."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(databases.REDIS_URL)
+    try:
+        await client.flushdb()
+    except Exception as error:  # noqa: BLE001 - any connection failure
+        databases.unavailable("Redis", error)
+    yield databases.REDIS_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from support import databases
+from support import databases, live
 
-from sekisho.app import create_app
 from sekisho.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -23,34 +17,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
     data = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = live.free_port()
     settings = Settings(data_dir=data, database_url=databases.sqlite_copy(sqlite_template, data),
                         secret_key="browser-test", base_url=f"http://127.0.0.1:{port}",
                         argon2_memory_kib=1024, argon2_time_cost=1)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live.serve_in_thread(settings, port=port) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

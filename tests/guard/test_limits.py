@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_client
-from support import databases
 
 from sekisho.app import create_app
 from sekisho.guard.limits import DEFAULT_RULES, Action, RateLimiter
@@ -79,18 +78,6 @@ async def test_login_limit_is_per_client_ip(app, factory):
         assert refused.json()["error"]["code"] == "request.rate_limited"
     async with make_client(app, ip="198.51.100.9") as second:
         assert (await second.post("/api/v1/login", json=creds)).status_code == 200
-
-
-@pytest.fixture
-async def redis_url():
-    url = databases.REDIS_URL
-    limiter = RateLimiter(key_hash=str, redis_url=url)
-    try:
-        await limiter.reset()
-    except Exception as error:  # noqa: BLE001 - any connection failure
-        databases.unavailable("Redis", error)
-    yield url
-    await limiter.reset()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

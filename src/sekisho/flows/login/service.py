@@ -3,9 +3,9 @@
 ```mermaid
 stateDiagram-v2
     [*] --> identified: normalise identifier, look it up (unknown: dummy account)
+    identified --> refused: password login disabled after the failure cap (until a reset)
     identified --> refused: lane locked (login.throttled, password not checked)
     identified --> admitted: lane open (own lane for a valid device cookie, else untrusted)
-    admitted --> refused: password login disabled after the failure cap
     admitted --> failed: password wrong, typo corrections wrong too (counts in the lane)
     failed --> locked: lane reaches the threshold (owner mailed once, with unlock link)
     admitted --> checked: password right
@@ -67,6 +67,9 @@ class LoginFlow:
         async with core.db.read() as db:
             match = await core.accounts.find(db, ident)
         account = match.account if match else None
+        if account is not None and account.password_login_disabled_at is not None:
+            # Past the failure cap nothing is guessed any more; only a reset reopens it.
+            await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
         device = core.devices.read(device_cookie, account.id if account else None)
         try:
             if device is None:
@@ -77,10 +80,6 @@ class LoginFlow:
             attempt = await core.lockout.admit(lane, account.id if account else None)
         except SekishoError as error:
             await self._refuse(error, ident.value, account, ctx)
-        if account is not None and account.password_login_disabled_at is not None:
-            # Past the failure cap nothing is guessed any more; only a reset reopens it.
-            await core.lockout.abandon(attempt)
-            await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
         try:
             corrections = (core.policy.corrections(secret)
                            if core.settings.password_typo_correction else [])
