@@ -298,3 +298,19 @@ async def test_two_instances_share_lanes_through_redis(settings, clock, redis_ur
     assert await templates(mailbox, member.email) == ["login_locked"]
     await one.state.core.db.dispose()
     await two.state.core.db.dispose()
+
+
+async def test_two_browsers_racing_for_one_unlock_link_have_one_winner(app, factory, mailbox):
+    member = await factory.member()
+    await attack(app, member.email, 5)
+    token = (await mailbox.last(member.email)).link("/unlock?token=").split("token=")[1]
+    browsers = [make_client(app, ip=f"192.0.2.{i + 10}") for i in range(10)]
+    answers = await asyncio.gather(*(b.post("/api/v1/unlock", json={"token": token})
+                                     for b in browsers))
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 1
+    assert {code_of(a) for a in answers if a.status_code != 200} == {"link.used"}
+    winner = browsers[statuses.index(200)]
+    assert (await login(winner, member.email, member.password)).status_code == 200
+    for b in browsers:
+        await b.aclose()
