@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
-            await core.db.dispose()
+            await core.close()
 
     app = FastAPI(title="sekisho", version=__version__, lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)

@@ -40,6 +40,10 @@ class Core:
     lockout: LockoutGuard
     devices: DeviceCookies
 
+    async def close(self) -> None:
+        await self.lockout.store.close()
+        await self.db.dispose()
+
     def local_time(self, moment: datetime) -> str:
         """A time as members read it: in the display time zone, minutes precision."""
         return moment.astimezone(ZoneInfo(self.settings.display_timezone)).strftime("%Y-%m-%d %H:%M")

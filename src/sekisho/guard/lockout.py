@@ -97,6 +97,8 @@ class LaneStore(Protocol):
         """The keys in ``group``, removing the group."""
         ...
 
+    async def close(self) -> None: ...
+
 
 class MemoryLaneStore:
     """In-process lanes for a single ``serve`` process. Expired lanes are dropped lazily."""
@@ -132,6 +134,9 @@ class MemoryLaneStore:
 
     async def forget_group(self, group: str) -> list[str]:
         return sorted(self._groups.pop(group, set()))
+
+    async def close(self) -> None:
+        pass
 
 
 class RedisLaneStore:
@@ -176,9 +181,8 @@ class RedisLaneStore:
             members, _ = await pipe.execute()
         return sorted(m.decode() for m in members)
 
-    async def reset(self) -> None:
-        async for name in self.redis.scan_iter(match=self._prefix + "*"):
-            await self.redis.delete(name)
+    async def close(self) -> None:
+        await self.redis.aclose()
 
 
 class LockoutGuard:
