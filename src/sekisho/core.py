@@ -43,6 +43,7 @@ class Core:
     async def close(self) -> None:
         await self.lockout.store.close()
         await self.db.dispose()
+        self.hasher.close()
 
     def local_time(self, moment: datetime) -> str:
         """A time as members read it: in the display time zone, minutes precision."""

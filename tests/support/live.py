@@ -10,12 +10,15 @@
 
 Both wait until ``/healthz`` answers before yielding, fail with the reason when the server
 does not come up, and stop the server on exit. They only ever listen on 127.0.0.1.
+
+:class:`LatencyProbe` measures answer times of a live server from a separate process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,9 +49,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ensure_free(port: int) -> None:
+    """Refuse a port something already listens on: its /healthz would pass for ours."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex((HOST, port)) == 0:
+            raise RuntimeError(f"{HOST}:{port} is already in use")
+
+
 def wait_healthy(url: str, timeout: float, *, alive: Callable[[], bool] = lambda: True,
                  describe: Callable[[], str] = lambda: "") -> None:
-    """Poll ``{url}/healthz`` until it answers 200; raise when ``alive()`` turns false or on timeout."""
+    """Poll ``{url}/healthz`` until it answers 200; raise if ``alive()`` turns false or on
+    timeout, with ``describe()`` appended to the message."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -87,6 +99,7 @@ def serve_in_thread(settings: Settings, *, port: int | None = None, app: FastAPI
     The app's lifespan (the outbox worker, if enabled) runs on the server's own event loop.
     """
     port = port or free_port()
+    ensure_free(port)
     application = app if app is not None else create_app(settings)
     server = uvicorn.Server(uvicorn.Config(application, host=HOST, port=port,
                                            log_level=log_level))
@@ -127,25 +140,33 @@ class ProcessServer:
     process: subprocess.Popen[bytes]
     stdout_path: Path
     stderr_path: Path
+    _kept: dict[str, str] | None = None
+
+    def _read(self, name: str) -> str:
+        if self._kept is not None:
+            return self._kept[name]
+        path = self.stdout_path if name == "stdout" else self.stderr_path
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def keep_output(self) -> None:
+        """Read the output files into memory (before a temporary log directory goes)."""
+        self._kept = {name: self._read(name) for name in ("stdout", "stderr")}
 
     def output(self, limit: int = 4000) -> str:
         """The tail of the child's stdout and stderr, for failure messages."""
         parts = []
-        for name, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                text = ""
+        for name in ("stdout", "stderr"):
+            text = self._read(name)
             if text.strip():
                 parts.append(f"--- {name} ---\n{text[-limit:]}")
         return "\n".join(parts)
 
     @property
     def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self._read("stderr")
 
 
 def _child_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -187,9 +208,11 @@ def serve_process(env: Mapping[str, str], *, port: int | None = None, workers: i
     share a database between instances, ``SEKISHO_DATABASE_URL``. Output goes to files (a full
     pipe would block the server); :meth:`ProcessServer.output` shows its tail. On exit the
     child gets SIGTERM, and SIGKILL if it is not gone after ``stop_timeout`` seconds. The
-    output files stay in ``log_dir`` (default: a new temporary directory).
+    output files stay in ``log_dir``; without one they live in a temporary directory that is
+    removed at exit, after :meth:`ProcessServer.output` has been read into memory.
     """
     port = port or free_port()
+    ensure_free(port)
     logs = log_dir or Path(tempfile.mkdtemp(prefix=f"sekisho-serve-{port}-"))
     logs.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = logs / f"serve-{port}.out", logs / f"serve-{port}.err"
@@ -205,3 +228,114 @@ def serve_process(env: Mapping[str, str], *, port: int | None = None, workers: i
         yield live
     finally:
         _stop(process, stop_timeout)
+        if log_dir is None:
+            live.keep_output()
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+# --- answer times seen from outside ----------------------------------------------------------
+
+_PROBE = r"""
+import json, sys, threading, time
+import httpx
+
+url, every, paths = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+stop = threading.Event()
+samples = {path: [] for path in paths}
+failures = []
+
+def poll(path):
+    with httpx.Client(base_url=url, timeout=5) as http:
+        try:
+            http.get(path)  # warm-up: setting up the connection is not measured
+        except httpx.HTTPError as error:
+            failures.append(f"{path} (warm-up): {error!r}")
+        while not stop.is_set():
+            when, started = time.time(), time.perf_counter()
+            try:
+                answer = http.get(path)
+            except httpx.HTTPError as error:
+                failures.append(f"{path}: {error!r}")
+            else:
+                samples[path].append((when, time.perf_counter() - started))
+                if answer.status_code != 200:
+                    failures.append(f"{path}: HTTP {answer.status_code}")
+            stop.wait(every)
+
+threads = [threading.Thread(target=poll, args=(path,), daemon=True) for path in paths]
+for thread in threads:
+    thread.start()
+print("ready", flush=True)
+sys.stdin.read()  # until the parent closes our stdin
+stop.set()
+for thread in threads:
+    thread.join(timeout=10)
+print(json.dumps({"samples": samples, "failures": failures}), flush=True)
+"""
+
+
+class LatencyProbe:
+    """GETs each of ``paths`` every ``every`` seconds, each on its own connection, from a
+    separate process: what it measures is the server's answer time, not the pauses of the
+    test process (its event loop, the GIL, its garbage collector).
+
+    After the ``with`` block, ``samples[path]`` holds ``(when, seconds)`` pairs, ``when``
+    relative to :meth:`mark` (or to the start), and ``failures`` what went wrong.
+    """
+
+    def __init__(self, url: str, paths: tuple[str, ...] = ("/healthz",),
+                 every: float = 0.02) -> None:
+        self.url = url
+        self.paths = paths
+        self.every = every
+        self.samples: dict[str, list[tuple[float, float]]] = {path: [] for path in paths}
+        self.failures: list[str] = []
+        self.origin = time.time()
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> LatencyProbe:
+        self.origin = time.time()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _PROBE, self.url, str(self.every), *self.paths],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            self._process.kill()
+            raise RuntimeError(f"latency probe for {self.url} did not start")
+        return self
+
+    def mark(self) -> None:
+        """From now on, ``when`` counts from this moment (the start of the load, say)."""
+        self.origin = time.time()
+
+    def __exit__(self, *exc: object) -> None:
+        process = self._process
+        assert process is not None
+        try:
+            out, _ = process.communicate(input="", timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            self.failures.append("latency probe did not stop")
+            return
+        report = json.loads(out.strip().splitlines()[-1])
+        self.failures += report["failures"]
+        for path, samples in report["samples"].items():
+            self.samples[path] = [(when - self.origin, seconds) for when, seconds in samples]
+
+    def worst(self, path: str) -> tuple[float, float]:
+        """The slowest answer: ``(when, seconds)``."""
+        return max(self.samples[path], key=lambda sample: sample[1])
+
+    def summary(self) -> str:
+        parts = []
+        for path, samples in self.samples.items():
+            if not samples:
+                parts.append(f"{path}: no answer")
+                continue
+            ms = sorted(seconds * 1000 for _, seconds in samples)
+            when, _ = self.worst(path)
+            parts.append(f"{path} n={len(ms)} median {ms[len(ms) // 2]:.0f} ms, "
+                         f"p95 {ms[int(len(ms) * 0.95)]:.0f} ms, "
+                         f"max {ms[-1]:.0f} ms at {when:+.2f} s")
+        return "; ".join(parts)

@@ -17,7 +17,9 @@ def get_core(request: Request) -> Core:
     return request.app.state.core  # type: ignore[no-any-return]
 
 
-def ctx(request: Request) -> RequestContext:
+async def ctx(request: Request) -> RequestContext:
+    # async on purpose: FastAPI runs plain ``def`` dependencies on the shared thread pool,
+    # a hop per request that a login flood would queue everything else behind.
     return request.state.facts.context()  # type: ignore[no-any-return]
 
 

@@ -37,7 +37,7 @@ from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
-from sekisho.identity.normalize import normalise_password
+from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
 
 
@@ -64,6 +64,12 @@ class LoginFlow:
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
         await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
+        async with core.hasher.admitted():
+            return await self._login(ident, secret, ctx, device_cookie)
+
+    async def _login(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
+                     device_cookie: str | None) -> LoginResult:
+        core = self.core
         async with core.db.read() as db:
             match = await core.accounts.find(db, ident)
         account = match.account if match else None

@@ -1,23 +1,45 @@
 """argon2id hashing off the event loop, with a bound on how many run at once.
 
-A login flood must queue for hashing slots instead of starving every other request
-(and beyond ``hash_queue_timeout_seconds`` it is told ``service.busy``).
+A login flood must queue instead of starving every other request, and beyond
+``hash_queue_timeout_seconds`` it is told ``service.busy``. Three things keep the rest of
+the service fast while every core hashes:
+
+* requests that will hash are admitted a few at a time (:meth:`PasswordHasher.admitted`); the
+  rest wait parked, costing the event loop nothing, instead of all being worked on at once;
+* at most ``concurrency`` hashes run at once, each on its own worker thread;
+* those threads run at a lower CPU priority, so the event loop (health checks, static files,
+  signed-in pages) is scheduled first whenever it has work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from sekisho.errors import SekishoError
 
 T = TypeVar("T")
+
+# Niceness of hashing threads (Linux applies it per thread): the event loop always wins a core.
+_HASH_THREAD_NICENESS = 10
+# Requests admitted per hashing slot: enough to keep every slot busy while others do their
+# database work, few enough that the event loop never has a crowd to serve.
+_ADMITTED_PER_SLOT = 2
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_THREAD_NICENESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +61,15 @@ class PasswordHasher:
                  concurrency: int, queue_timeout: float) -> None:
         self._argon2 = _Argon2(memory_cost=memory_kib, time_cost=time_cost,
                                parallelism=parallelism)
-        self._limiter = anyio.CapacityLimiter(max(1, concurrency))
+        slots = max(1, concurrency)
+        self._slots = anyio.CapacityLimiter(slots)
+        self._admission = anyio.CapacityLimiter(slots * _ADMITTED_PER_SLOT)
         self._queue_timeout = queue_timeout
-        # Threads for hashing are bounded by the slot limiter above, not by anyio's default
-        # thread limiter, so hashes cannot exhaust the threads other work needs.
-        self._threads = anyio.CapacityLimiter(max(1, concurrency))
+        # Hashing has threads of its own, so hashes never take the threads other work needs.
+        self._executor = ThreadPoolExecutor(slots, thread_name_prefix="sekisho-argon2",
+                                            initializer=_lower_priority)
         self.waiting = 0
-        """Requests queued for a hashing slot right now (the hash queue depth)."""
+        """Requests queued for admission or a hashing slot right now (the queue depth)."""
         # Verifying against this costs exactly what a real check costs, so an unknown
         # identifier takes as long as a known one (no enumeration by timing).
         self._dummy_hash = self._argon2.hash("sekisho-timing-equaliser")
@@ -82,18 +106,35 @@ class PasswordHasher:
                                 needs_rehash=self._argon2.check_needs_rehash(stored_hash))
         return VerifyResult(ok=False)
 
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Wrap a whole request that will hash: wait (at most the queue timeout) for one of
+        a few places, so a flood queues here instead of crowding the event loop."""
+        await self._acquire(self._admission)
+        try:
+            yield
+        finally:
+            self._admission.release()
+
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn`` in a worker thread once a slot is free, waiting at most the queue timeout."""
+        """Run ``fn`` on a hashing thread once a slot is free."""
+        await self._acquire(self._slots)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._slots.release()
+
+    async def _acquire(self, limiter: anyio.CapacityLimiter) -> None:
         self.waiting += 1
         try:
             with anyio.fail_after(self._queue_timeout):
-                await self._limiter.acquire()
+                await limiter.acquire()
         except TimeoutError:
-            raise SekishoError("service.busy", retry_after=max(1, round(self._queue_timeout))) from None
+            raise SekishoError("service.busy",
+                               retry_after=max(1, round(self._queue_timeout))) from None
         finally:
             self.waiting -= 1
-        try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads)
-        finally:
-            self._limiter.release()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
