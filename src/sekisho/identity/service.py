@@ -44,14 +44,11 @@ class AccountService:
 
     async def find(self, db: AsyncSession, ident: NormalisedIdentifier) -> Match | None:
         """The account an identifier leads to, including retired ones (an old card number)."""
-        identifier = await db.scalar(
-            select(Identifier).where(Identifier.kind == ident.kind,
-                                     Identifier.value == ident.value)
-        )
-        if identifier is None:
-            return None
-        account = await db.get(Account, identifier.account_id)
-        return Match(account, identifier) if account else None
+        row = (await db.execute(
+            select(Identifier, Account).join(Account, Account.id == Identifier.account_id)
+            .where(Identifier.kind == ident.kind, Identifier.value == ident.value)
+        )).first()
+        return Match(row[1], row[0]) if row else None
 
     async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
         return await db.scalar(select(Account).where(Account.member_id == member_id))

@@ -34,12 +34,12 @@ class SessionService:
         self._clock = clock
         self._tokens = tokens
 
-    async def create(self, db: AsyncSession, account: Account, ctx: RequestContext) -> str:
+    async def create(self, db: AsyncSession, account_id: int, ctx: RequestContext) -> str:
         """Start a session with a fresh token (never reuse one: no fixation, ASVS 7.2.4)."""
         now = self._clock.now()
         token = self._tokens.token(32)
         db.add(Session(
-            account_id=account.id, token_hash=token_hash(token), created_at=now,
+            account_id=account_id, token_hash=token_hash(token), created_at=now,
             authenticated_at=now, last_seen_at=now,
             expires_at=now + timedelta(seconds=self._settings.session_absolute_timeout_seconds),
             ip=ctx.ip, user_agent=ctx.short_user_agent, device_id=ctx.device_id,

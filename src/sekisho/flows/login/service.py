@@ -112,20 +112,24 @@ class LoginFlow:
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
         notices = self._notices(match, correction)
         async with core.db.transaction() as db:
-            fresh = await db.get(Account, account.id)
-            assert fresh is not None
+            # Statements, not a reloaded row: a login writes what it must and nothing else.
+            await db.execute(update(Account).where(Account.id == account.id,
+                                                   Account.failed_logins > 0)
+                             .values(failed_logins=0)
+                             .execution_options(synchronize_session=False))
             if new_hash:
-                fresh.password_hash = new_hash
-            if fresh.failed_logins:
-                fresh.failed_logins = 0
-            token = await core.sessions.create(db, fresh, ctx)
+                await db.execute(update(Account).where(Account.id == account.id)
+                                 .values(password_hash=new_hash)
+                                 .execution_options(synchronize_session=False))
+            token = await core.sessions.create(db, account.id, ctx)
             event = await core.events.record(
-                db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=fresh.id,
+                db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=account.id,
                 identifier=ident.value,
                 detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
                         "trusted_device": device is not None, "correction": correction,
                         "notices": [n["code"] for n in notices]})
-        return LoginResult(token, fresh, event.reference, core.devices.issue(fresh.id), notices)
+        return LoginResult(token, account, event.reference, core.devices.issue(account.id),
+                           notices)
 
     async def unlock(self, *, token: str, ctx: RequestContext) -> str:
         """Use a lock mail's "unlock this browser" link: a device cookie for this browser.
