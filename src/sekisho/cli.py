@@ -63,6 +63,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         upgrade(settings.resolved_database_url)
         if settings.demo:
             _print_demo(settings)
+    _print_hashing(settings)
     typer.echo(f"sekisho listening on http://{host}:{port}  (public URL {settings.base_url})")
     uvicorn.run("sekisho.cli:asgi_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=False, log_level="info")
@@ -73,6 +74,18 @@ def asgi_app():  # noqa: ANN201 - uvicorn factory
     from sekisho.app import create_app
 
     return create_app(_settings())
+
+
+def _print_hashing(settings: Settings) -> None:
+    """Which argon2id implementation logins will use, and what this machine gets from it."""
+    from sekisho.methods.password.backends import measure_rate, select_backend
+
+    backend = select_backend(settings.argon2_memory_kib, settings.argon2_time_cost,
+                             settings.argon2_parallelism, prefer=settings.argon2_backend)
+    rate = measure_rate(backend, seconds=0.5, threads=settings.hash_concurrency)
+    typer.echo(f"password hashing: {backend.name}, argon2id m={backend.memory_kib} "
+               f"t={backend.time_cost} p={backend.parallelism}: {rate:.0f} hashes/s with "
+               f"{settings.hash_concurrency} threads")
 
 
 def _print_demo(settings: Settings) -> None:

@@ -62,7 +62,7 @@ def build_core(settings: Settings, clock: Clock | None = None,
         hasher=PasswordHasher(
             memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency,
-            queue_timeout=settings.hash_queue_timeout_seconds,
+            queue_timeout=settings.hash_queue_timeout_seconds, backend=settings.argon2_backend,
         ),
         policy=PasswordPolicy(min_length=settings.password_min_length,
                               max_length=settings.password_max_length,

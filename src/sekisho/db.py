@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, Connection, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -22,6 +24,7 @@ NAMING = {
 }
 
 _READ_ONLY = "sekisho_read_only"
+T = TypeVar("T")
 
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -55,29 +58,31 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Let us issue BEGIN ourselves (below) instead of the driver's deferred BEGIN.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin_immediate(conn: Any) -> None:
-            # A deferred transaction that reads, then writes, fails at once with SQLITE_BUSY when
-            # another writer got in between; busy_timeout cannot help it. Taking the write lock
-            # up front makes concurrent requests queue instead. Read-only units of work
-            # (``Database.read``) skip the lock: WAL lets them run beside the writer.
-            read_only = conn.get_execution_options().get(_READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
+        _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (below) instead of the driver's deferred BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin_immediate(conn: Any) -> None:
+        # A deferred transaction that reads, then writes, fails at once with SQLITE_BUSY when
+        # another writer got in between; busy_timeout cannot help it. Taking the write lock
+        # up front makes concurrent requests queue instead. Read-only units of work
+        # (``Database.read``) skip the lock: WAL lets them run beside the writer.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -87,6 +92,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite: tuple[Engine, ThreadPoolExecutor] | None = None
+        if self.engine.dialect.name == "sqlite":
+            direct = create_engine(self.engine.url.set(drivername="sqlite"),
+                                   connect_args={"timeout": 30, "check_same_thread": False})
+            _configure_sqlite(direct)
+            self._sqlite = (direct, ThreadPoolExecutor(1, thread_name_prefix="sekisho-sqlite"))
 
     @property
     def dialect(self) -> str:
@@ -110,5 +121,36 @@ class Database:
             # Closing (not rolling back) keeps what was loaded readable after the block.
             yield session
 
+    async def run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """One unit of work written as plain SQLAlchemy Core statements, for the hot paths
+        (login, session checks), committed if ``write``.
+
+        On SQLite the whole unit runs in a single hop to one dedicated thread, instead of a
+        hop per statement, and that thread takes units one at a time, so a writer never
+        sleeps in SQLite's busy handler while another holds the lock between awaits. On
+        PostgreSQL it runs on the async engine (asyncpg needs no threads).
+        """
+        if self._sqlite is not None:
+            engine, thread = self._sqlite
+            return await asyncio.get_running_loop().run_in_executor(
+                thread, _run_direct, engine, work, write)
+        async with self.engine.connect() as conn:
+            if not write:
+                return await conn.run_sync(work)
+            async with conn.begin():
+                return await conn.run_sync(work)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sqlite is not None:
+            engine, thread = self._sqlite
+            thread.shutdown(wait=True)
+            engine.dispose()
+
+
+def _run_direct(engine: Engine, work: Callable[[Connection], T], write: bool) -> T:
+    with engine.connect() as conn:
+        if not write:
+            conn = conn.execution_options(**{_READ_ONLY: True})
+        with conn.begin():
+            return work(conn)

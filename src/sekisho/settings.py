@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     """argon2id passes (t); OWASP pairs t=2 with m=19 MiB."""
     argon2_parallelism: int = 1
     """argon2id lanes (p); 1 keeps one login on one core so concurrent logins scale."""
+    argon2_backend: str = "auto"
+    """Which argon2id implementation hashes: ``auto`` (the fastest installed, see
+    docs/performance.md), ``argon2-cffi``, ``pynacl`` or ``cryptography``. All write standard
+    PHC strings, so switching keeps every stored hash valid."""
     password_min_length: int = 8
     """NIST SP 800-63B rev. 3 minimum for memorised secrets; ASVS 6.2.1 recommends 15."""
     password_max_length: int = 256

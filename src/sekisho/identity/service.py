@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,16 @@ class AccountService:
             .where(Identifier.kind == ident.kind, Identifier.value == ident.value)
         )).first()
         return Match(row[1], row[0]) if row else None
+
+    def lookup(self, conn: Connection, ident: NormalisedIdentifier) -> Match | None:
+        """:meth:`find` as plain Core statements, for the login hot path (``Database.run``)."""
+        ids = Identifier.__table__
+        found = conn.execute(select(ids.c.id, ids.c.account_id)
+                             .where(ids.c.kind == ident.kind, ids.c.value == ident.value)).first()
+        account = load_account(conn, found.account_id) if found else None
+        if found is None or account is None:
+            return None
+        return Match(account, next(i for i in account.identifiers if i.id == found.id))
 
     async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
         return await db.scalar(select(Account).where(Account.member_id == member_id))
@@ -103,6 +113,18 @@ class AccountService:
             if taken is None:
                 return candidate
         raise IntegrityError("member id space exhausted", None, Exception())  # pragma: no cover
+
+
+def load_account(conn: Connection, account_id: int) -> Account | None:
+    """An account with all its identifiers, read with plain Core statements for the hot
+    paths (``Database.run``): detached objects, no unit of work behind them."""
+    accounts, ids = Account.__table__, Identifier.__table__
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+    if row is None:
+        return None
+    identifiers = [Identifier(**r) for r in conn.execute(
+        select(ids).where(ids.c.account_id == account_id).order_by(ids.c.id)).mappings()]
+    return Account(**row, identifiers=identifiers)
 
 
 def context_words(account: Account | None, email: NormalisedIdentifier | None = None,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.clock import Clock, TokenSource
 from sekisho.context import RequestContext
 from sekisho.db import Database
 from sekisho.identity.models import Account, AccountStatus
+from sekisho.identity.service import load_account
 from sekisho.sessions.models import Session
 from sekisho.settings import Settings
 
@@ -34,50 +36,58 @@ class SessionService:
         self._clock = clock
         self._tokens = tokens
 
-    async def create(self, db: AsyncSession, account_id: int, ctx: RequestContext) -> str:
-        """Start a session with a fresh token (never reuse one: no fixation, ASVS 7.2.4)."""
+    def new(self, account_id: int, ctx: RequestContext) -> tuple[str, dict[str, Any]]:
+        """A fresh token (never reused: no fixation, ASVS 7.2.4) and the row to insert."""
         now = self._clock.now()
         token = self._tokens.token(32)
-        db.add(Session(
-            account_id=account_id, token_hash=token_hash(token), created_at=now,
-            authenticated_at=now, last_seen_at=now,
-            expires_at=now + timedelta(seconds=self._settings.session_absolute_timeout_seconds),
-            ip=ctx.ip, user_agent=ctx.short_user_agent, device_id=ctx.device_id,
-        ))
-        return token
+        return token, {
+            "account_id": account_id, "token_hash": token_hash(token), "created_at": now,
+            "authenticated_at": now, "last_seen_at": now,
+            "expires_at": now + timedelta(seconds=self._settings.session_absolute_timeout_seconds),
+            "ip": ctx.ip, "user_agent": ctx.short_user_agent, "device_id": ctx.device_id,
+        }
 
     async def resolve(self, database: Database, token: str) -> ActiveSession | None:
         """The live session behind ``token``, or None if unknown, ended, idle or too old.
 
-        Runs on every signed-in request, so it only reads; it writes (in a short unit of
-        work of its own) just to end a dead session or, at most once per touch interval,
-        to move ``last_seen_at``.
+        Runs on every signed-in request, so it only reads, as one hot-path unit of plain
+        statements; it writes just to end a dead session or, at most once per touch
+        interval, to move ``last_seen_at``.
         """
-        async with database.read() as db:
-            session = await db.scalar(
-                select(Session).where(Session.token_hash == token_hash(token)))
-            if session is None or session.ended_at is not None:
+        hashed = token_hash(token)
+        sessions = Session.__table__
+
+        def load(conn: Connection) -> ActiveSession | None:
+            row = conn.execute(select(sessions).where(sessions.c.token_hash == hashed)
+                               ).mappings().first()
+            if row is None or row["ended_at"] is not None:
                 return None
-            account = await db.get(Account, session.account_id)
+            account = load_account(conn, row["account_id"])
+            return ActiveSession(Session(**row), account) if account else None
+
+        found = await database.run(load)
+        if found is None:
+            return None
+        session, account = found.session, found.account
         now = self._clock.now()
         idle_limit = timedelta(seconds=self._settings.session_idle_timeout_seconds)
         end_reason = None
         if now >= session.expires_at or now - session.last_seen_at >= idle_limit:
             end_reason = "expired"
-        elif account is None or account.status == AccountStatus.SUSPENDED:
+        elif account.status == AccountStatus.SUSPENDED:
             end_reason = "account_suspended"
         if end_reason is not None:
-            async with database.transaction() as db:
-                await self._end(db, [session.id], end_reason)
+            await database.run(lambda conn: conn.execute(
+                update(sessions).where(sessions.c.id == session.id, sessions.c.ended_at.is_(None))
+                .values(ended_at=now, end_reason=end_reason)), write=True)
             return None
-        assert account is not None
         if now - session.last_seen_at >= timedelta(
                 seconds=self._settings.session_touch_interval_seconds):
-            async with database.transaction() as db:
-                await db.execute(update(Session).where(Session.id == session.id)
-                                 .values(last_seen_at=now))
+            await database.run(lambda conn: conn.execute(
+                update(sessions).where(sessions.c.id == session.id).values(last_seen_at=now)),
+                write=True)
             session.last_seen_at = now
-        return ActiveSession(session, account)
+        return found
 
     async def end(self, db: AsyncSession, session: Session, reason: str) -> None:
         await self._end(db, [session.id], reason)

@@ -25,20 +25,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import update
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.codes.models import Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
-from sekisho.events.models import OK, EventKind
+from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
+from sekisho.sessions.models import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,7 @@ class LoginFlow:
     async def _login(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
                      device_cookie: str | None) -> LoginResult:
         core = self.core
-        async with core.db.read() as db:
-            match = await core.accounts.find(db, ident)
+        match = await core.db.run(lambda conn: core.accounts.lookup(conn, ident))
         account = match.account if match else None
         if account is not None and account.password_login_disabled_at is not None:
             # Past the failure cap nothing is guessed any more; only a reset reopens it.
@@ -111,25 +111,29 @@ class LoginFlow:
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
         notices = self._notices(match, correction)
-        async with core.db.transaction() as db:
-            # Statements, not a reloaded row: a login writes what it must and nothing else.
-            await db.execute(update(Account).where(Account.id == account.id,
-                                                   Account.failed_logins > 0)
-                             .values(failed_logins=0)
-                             .execution_options(synchronize_session=False))
+        token, session_row = core.sessions.new(account.id, ctx)
+        event_row = core.events.values(
+            kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=account.id,
+            identifier=ident.value,
+            detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
+                    "trusted_device": device is not None, "correction": correction,
+                    "notices": [n["code"] for n in notices]})
+
+        def record(conn: Connection) -> None:
+            # The hot path writes what it must, as statements, in one unit of work.
+            accounts = Account.__table__
+            if account.failed_logins:
+                conn.execute(update(accounts).where(accounts.c.id == account.id)
+                             .values(failed_logins=0))
             if new_hash:
-                await db.execute(update(Account).where(Account.id == account.id)
-                                 .values(password_hash=new_hash)
-                                 .execution_options(synchronize_session=False))
-            token = await core.sessions.create(db, account.id, ctx)
-            event = await core.events.record(
-                db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=account.id,
-                identifier=ident.value,
-                detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
-                        "trusted_device": device is not None, "correction": correction,
-                        "notices": [n["code"] for n in notices]})
-        return LoginResult(token, account, event.reference, core.devices.issue(account.id),
-                           notices)
+                conn.execute(update(accounts).where(accounts.c.id == account.id)
+                             .values(password_hash=new_hash))
+            conn.execute(insert(Session.__table__).values(session_row))
+            conn.execute(insert(AuthEvent.__table__).values(event_row))
+
+        await core.db.run(record, write=True)
+        return LoginResult(token, account, event_row["reference"],
+                           core.devices.issue(account.id), notices)
 
     async def unlock(self, *, token: str, ctx: RequestContext) -> str:
         """Use a lock mail's "unlock this browser" link: a device cookie for this browser.

@@ -9,12 +9,14 @@ working whichever backend a deployment runs. The candidates:
   rebuilds it from source with ``-O3 -march=native`` (AVX2/AVX-512 where the CPU has them)
   and marks that wheel with a build tag, which :func:`argon2_cffi_build` reads back.
 * ``pynacl``: libsodium's argon2id (bundled in PyNaCl's wheel), which picks AVX-512/AVX2/SSSE3
-  code at run time. It only writes ``p=1`` hashes (libsodium's ``str`` API has no lanes).
+  code at run time yet measures no faster than the portable wheel with a thread per core.
+  It only writes ``p=1`` hashes (libsodium's ``str`` API has no lanes).
 * ``cryptography``: OpenSSL's argon2id through pyca/cryptography (43+). Releases before 50
   hold the GIL for the whole hash, which would stall a server's event loop.
 
-:func:`select_backend` picks by a fixed preference order (fastest first, as measured by
-``bench/login_throughput.py``), never by timing at import; :func:`measure_rate` measures one.
+:func:`select_backend` picks by a fixed preference order, from the measurements in
+``docs/performance.md`` (``bench/login_throughput.py``), never by timing at import;
+:func:`measure_rate` measures one.
 No backend implements argon2 itself.
 """
 
@@ -121,16 +123,23 @@ def argon2_cffi_build() -> str:
         dist = importlib.metadata.distribution("argon2-cffi-bindings")
     except importlib.metadata.PackageNotFoundError:
         return "unknown build"
+    return classify_build(dist.read_text("WHEEL"), dist.read_text("direct_url.json"))
+
+
+def classify_build(wheel: str | None, direct_url: str | None = None) -> str:
+    """:func:`argon2_cffi_build` from the texts of a dist-info's WHEEL and direct_url.json."""
     fields: dict[str, list[str]] = {}
-    for line in (dist.read_text("WHEEL") or "").splitlines():
+    for line in (wheel or "").splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), []).append(value.strip())
     if any(build.startswith(NATIVE_BUILD_TAG) for build in fields.get("Build", [])):
         return "source build, -O3 -march=native"
-    direct_url = dist.read_text("direct_url.json")
-    if direct_url and "dir_info" in json.loads(direct_url):
-        return "source build"
+    try:
+        if direct_url and "dir_info" in json.loads(direct_url):
+            return "source build"
+    except ValueError:
+        pass
     tags = fields.get("Tag", [])
     if any(platform in tag for tag in tags for platform in _PORTABLE_PLATFORMS):
         return "portable wheel"
@@ -187,7 +196,9 @@ class PyNaClBackend(Argon2Backend):
 
     @property
     def preference(self) -> int:
-        return 10
+        # As fast as the portable argon2-cffi wheel with a thread per core (each hash maps
+        # fresh memory), so no reason to prefer it over the dependency sekisho has anyway.
+        return 25
 
     def hash(self, password: str) -> str:
         import nacl.pwhash.argon2id as sodium
@@ -268,8 +279,9 @@ def select_backend(memory_kib: int, time_cost: int, parallelism: int,
                    prefer: str = "auto") -> Argon2Backend:
     """The backend to hash with: ``prefer`` by :attr:`~Argon2Backend.key`, or the best available.
 
-    "auto" takes the first in preference order: argon2-cffi when ``scripts/install`` built it
-    for this CPU, else PyNaCl's libsodium, else the argon2-cffi wheel (always installed).
+    "auto" takes the first in preference order: argon2-cffi, which is always installed (as
+    ``scripts/install``'s build for this CPU where it could make one), then PyNaCl, then
+    pyca/cryptography if it releases the GIL.
     """
     candidates = available_backends(memory_kib, time_cost, parallelism)
     if prefer != "auto":

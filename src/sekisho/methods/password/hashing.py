@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-from argon2 import PasswordHasher as _Argon2
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from sekisho.errors import SekishoError
+from sekisho.methods.password.backends import Argon2Backend, select_backend
 
 T = TypeVar("T")
 
@@ -58,9 +56,11 @@ class PasswordHasher:
     """
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int,
-                 concurrency: int, queue_timeout: float) -> None:
-        self._argon2 = _Argon2(memory_cost=memory_kib, time_cost=time_cost,
-                               parallelism=parallelism)
+                 concurrency: int, queue_timeout: float, backend: str = "auto") -> None:
+        self.backend: Argon2Backend = select_backend(memory_kib, time_cost, parallelism,
+                                                     prefer=backend)
+        """The argon2id implementation in use (see ``backends.py``); its PHC strings are
+        standard, so every implementation verifies every other's hashes."""
         slots = max(1, concurrency)
         self._slots = anyio.CapacityLimiter(slots)
         self._admission = anyio.CapacityLimiter(slots * _ADMITTED_PER_SLOT)
@@ -72,15 +72,15 @@ class PasswordHasher:
         """Requests queued for admission or a hashing slot right now (the queue depth)."""
         # Verifying against this costs exactly what a real check costs, so an unknown
         # identifier takes as long as a known one (no enumeration by timing).
-        self._dummy_hash = self._argon2.hash("sekisho-timing-equaliser")
+        self._dummy_hash = self.backend.hash("sekisho-timing-equaliser")
 
     @property
     def parameters(self) -> str:
-        p = self._argon2
-        return f"argon2id m={p.memory_cost} t={p.time_cost} p={p.parallelism}"
+        b = self.backend
+        return f"argon2id m={b.memory_kib} t={b.time_cost} p={b.parallelism}"
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._argon2.hash, password)
+        return await self._run(self.backend.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str,
                      alternatives: Sequence[str] = ()) -> VerifyResult:
@@ -98,12 +98,9 @@ class PasswordHasher:
 
     def _check(self, stored_hash: str, candidates: Sequence[str]) -> VerifyResult:
         for index, candidate in enumerate(candidates):
-            try:
-                self._argon2.verify(stored_hash, candidate)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                continue
-            return VerifyResult(ok=True, matched=index,
-                                needs_rehash=self._argon2.check_needs_rehash(stored_hash))
+            if self.backend.verify(stored_hash, candidate):
+                return VerifyResult(ok=True, matched=index,
+                                    needs_rehash=self.backend.needs_rehash(stored_hash))
         return VerifyResult(ok=False)
 
     @contextlib.asynccontextmanager
