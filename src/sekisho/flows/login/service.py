@@ -34,6 +34,7 @@ from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link
+from sekisho.guard.devices import DeviceCookie
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
@@ -77,15 +78,7 @@ class LoginFlow:
             # Past the failure cap nothing is guessed any more; only a reset reopens it.
             await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
         device = core.devices.read(device_cookie, account.id if account else None)
-        try:
-            if device is None:
-                # Known browsers are exempt: spraying from a shared IP must not lock them out.
-                await core.limiter.check(Action.LOGIN_FAILED, ip=ctx.ip)
-            lane = (core.lockout.device_lane(device.nonce) if device else
-                    core.lockout.untrusted_lane(core.events.identifier_hash(ident.value)))
-            attempt = await core.lockout.admit(lane, account.id if account else None)
-        except SekishoError as error:
-            await self._refuse(error, ident.value, account, ctx)
+        attempt = await self._admit(ident, account, device, ctx)
         try:
             corrections = (core.policy.corrections(secret)
                            if core.settings.password_typo_correction else [])
@@ -110,17 +103,39 @@ class LoginFlow:
                 ident.value, account, ctx)
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
+        return await self._signed_in(match, ident, ctx, trusted=device is not None,
+                                     correction=correction, new_hash=new_hash)
+
+    async def _admit(self, ident: NormalisedIdentifier, account: Account | None,
+                     device: DeviceCookie | None, ctx: RequestContext) -> Attempt:
+        """The attempt's place in its lane, or the refusal (throttled, or the IP's budget)."""
+        core = self.core
+        try:
+            if device is None:
+                # Known browsers are exempt: spraying from a shared IP must not lock them out.
+                await core.limiter.check(Action.LOGIN_FAILED, ip=ctx.ip)
+            lane = (core.lockout.device_lane(device.nonce) if device else
+                    core.lockout.untrusted_lane(core.events.identifier_hash(ident.value)))
+            return await core.lockout.admit(lane, account.id if account else None)
+        except SekishoError as error:
+            await self._refuse(error, ident.value, account, ctx)
+
+    async def _signed_in(self, match: Match, ident: NormalisedIdentifier, ctx: RequestContext,
+                         *, trusted: bool, correction: str | None,
+                         new_hash: str | None) -> LoginResult:
+        """A new session, recorded with the login event in one unit of plain statements."""
+        core = self.core
+        account = match.account
         notices = self._notices(match, correction)
         token, session_row = core.sessions.new(account.id, ctx)
         event_row = core.events.values(
             kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=account.id,
             identifier=ident.value,
             detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
-                    "trusted_device": device is not None, "correction": correction,
+                    "trusted_device": trusted, "correction": correction,
                     "notices": [n["code"] for n in notices]})
 
         def record(conn: Connection) -> None:
-            # The hot path writes what it must, as statements, in one unit of work.
             accounts = Account.__table__
             if account.failed_logins:
                 conn.execute(update(accounts).where(accounts.c.id == account.id)
