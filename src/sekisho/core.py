@@ -12,7 +12,12 @@ from sekisho.db import Database
 from sekisho.events.service import EventLog
 from sekisho.guard.devices import DeviceCookies
 from sekisho.guard.limits import RateLimiter
-from sekisho.guard.lockout import LockoutGuard, LockoutPolicy, MemoryLaneStore, RedisLaneStore
+from sekisho.guard.lockout import (
+    LockoutGuard,
+    LockoutPolicy,
+    MemoryLaneStore,
+    RedisLaneStore,
+)
 from sekisho.identity.service import AccountService
 from sekisho.methods.password.hashing import PasswordHasher
 from sekisho.methods.password.policy import PasswordPolicy

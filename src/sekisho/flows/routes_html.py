@@ -8,7 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.cookies import known_device_cookie, set_known_device_cookie, set_session_cookie
+from sekisho.web.cookies import (
+    known_device_cookie,
+    set_known_device_cookie,
+    set_session_cookie,
+)
 from sekisho.web.deps import optional_session
 from sekisho.web.forms import handle_form, redirect, safe_next
 

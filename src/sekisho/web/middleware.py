@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
+
 from sekisho.errors import SekishoError
 from sekisho.methods.password.backends import Argon2Backend, select_backend
 
