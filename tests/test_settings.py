@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sekisho.settings import Settings
 from sekisho.settings_docs import render
@@ -48,3 +49,9 @@ def test_defaults_follow_the_contract(tmp_path, monkeypatch):
 def test_unknown_locale_is_refused():
     with pytest.raises(ValueError):
         Settings(default_locale="fr")
+
+
+def test_lockout_numbers_must_be_positive():
+    for name in ("lockout_threshold", "lockout_window_seconds", "login_failure_cap"):
+        with pytest.raises(ValidationError, match=name):
+            Settings(**{name: 0})

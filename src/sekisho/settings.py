@@ -102,26 +102,26 @@ class Settings(BaseSettings):
     """Stops a member (or a script) flooding a mailbox by pressing resend."""
 
     # --- lockout lanes and device cookies (OWASP device cookies, NIST SP 800-63B §3.2.2) ----
-    lockout_threshold: int = 5
+    lockout_threshold: int = Field(default=5, ge=1)
     """Failures within ``lockout_window_seconds`` that lock a lane (one device cookie, or all
     untrusted browsers for one identifier). Five covers a member's honest typos."""
-    lockout_window_seconds: int = 15 * 60
+    lockout_window_seconds: int = Field(default=15 * 60, ge=1)
     """How long a failure keeps counting towards the threshold (OWASP's T)."""
-    lockout_base_seconds: int = 15 * 60
+    lockout_base_seconds: int = Field(default=15 * 60, ge=1)
     """The first lock of a lane; each further lock in an escalation period lasts twice as long.
     With 5 failures per lock this allows about 100 guesses per identifier in the first day
     and fewer than 30 a day after that."""
-    lockout_max_seconds: int = 24 * 60 * 60
+    lockout_max_seconds: int = Field(default=24 * 60 * 60, ge=1)
     """The longest single lock; the owner can always unlock their own browser by mail."""
-    lockout_escalation_reset_seconds: int = 24 * 60 * 60
+    lockout_escalation_reset_seconds: int = Field(default=24 * 60 * 60, ge=1)
     """A lane quiet for this long after its last lock starts again at the base duration."""
-    login_failure_cap: int = 100
+    login_failure_cap: int = Field(default=100, ge=1)
     """Consecutive failures on one account (all lanes, no success in between) after which
     password login is disabled until a reset: the NIST SP 800-63B §3.2.2 limit of 100."""
-    device_cookie_lifetime_seconds: int = 400 * 24 * 60 * 60
+    device_cookie_lifetime_seconds: int = Field(default=400 * 24 * 60 * 60, ge=1)
     """How long a browser stays known to an account after its last login (400 days, the
     longest cookie lifetime browsers honour)."""
-    unlock_link_lifetime_seconds: int = 24 * 60 * 60
+    unlock_link_lifetime_seconds: int = Field(default=24 * 60 * 60, ge=1)
     """The "unlock this browser" link in a lock mail; as long as the longest lock."""
     password_typo_correction: bool = True
     """Also accept the password with Caps Lock inverted, or its first letter's case flipped,
