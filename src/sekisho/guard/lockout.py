@@ -46,7 +46,6 @@ class LaneState:
     locked_until: float = 0.0
     locks: int = 0
     """Locks in the current escalation period; the next lock lasts twice as long."""
-    last_lock_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +235,9 @@ class LockoutGuard:
             state.failures.append(now)
             if len(state.failures) < policy.threshold or state.locked_until > now:
                 return None
-            if now - state.last_lock_at > policy.escalation_reset + policy.max_duration:
-                state.locks = 0
+            if now - state.locked_until > policy.escalation_reset:
+                state.locks = 0  # quiet long enough since the last lock ended: start over
             state.locks += 1
-            state.last_lock_at = now
             state.locked_until = now + policy.duration(state.locks)
             count, state.failures = len(state.failures), []
             return Lock(attempt.lane, state.locked_until, count, state.locks)
