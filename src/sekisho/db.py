@@ -123,7 +123,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work that only reads (hot paths such as the login lookup).
+        """A unit of work that only reads (the hot paths use :meth:`run` instead).
 
         On SQLite it does not take the write lock, so lookups never queue behind writers.
         Writing inside it is a bug; on SQLite it may fail with "database is locked".
