@@ -47,11 +47,20 @@ async def templates(mailbox, address: str) -> list[str]:
     return [m.template for m in await mailbox.to(address)]
 
 
+@pytest.fixture(params=["memory", "redis"])
+def lanes(request: pytest.FixtureRequest) -> str:
+    """Every test runs with lanes in process (embedded default) and in Redis."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings_overrides():
+def settings_overrides(request: pytest.FixtureRequest, lanes: str) -> dict[str, Any]:
     # The real per-IP limits apply (the attacker spreads over addresses like a botnet), but
     # the owner's hundred logins, which would take days, happen within seconds here.
-    return {"rate_limits": {"login": {"per_ip": "1000/minute"}}}
+    values: dict[str, Any] = {"rate_limits": {"login": {"per_ip": "1000/minute"}}}
+    if lanes == "redis":
+        values["redis_url"] = request.getfixturevalue("redis_url")
+    return values
 
 
 async def test_owner_with_device_cookie_logs_in_through_a_thousand_attacks(
