@@ -323,3 +323,33 @@ async def test_two_browsers_racing_for_one_unlock_link_have_one_winner(app, fact
     assert (await login(winner, member.email, member.password)).status_code == 200
     for b in browsers:
         await b.aclose()
+
+
+async def test_opening_a_reset_link_lets_that_browser_in_during_a_lock(app, factory, mailbox):
+    member = await factory.member()
+    await attack(app, member.email, 5)
+    reset = (await mailbox.last(member.email)).link("/recovery/reset?token=")
+    async with make_client(app, ip="192.0.2.90") as owner:
+        page = await owner.get(reset.removeprefix("http://127.0.0.1:8000"))
+        assert page.status_code == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+        # Remembering the password is enough now: no need to finish the reset.
+        assert (await login(owner, member.email, member.password)).status_code == 200
+    assert code_of((await attack(app, member.email, 1))[0]) == "login.throttled"
+
+
+async def test_a_spent_reset_link_says_so_when_opened_and_trusts_nobody(app, factory, mailbox,
+                                                                         clock):
+    member = await factory.member()
+    await attack(app, member.email, 5)
+    first = (await mailbox.last(member.email)).link("/recovery/reset?token=")
+    clock.advance(minutes=2)  # past the resend cool-down: a newer mail supersedes the first
+    async with make_client(app) as anyone:
+        assert (await anyone.post("/api/v1/recovery",
+                                  json={"identifier": member.email})).status_code == 202
+    async with make_client(app, ip="192.0.2.91") as browser:
+        page = await browser.get(first.removeprefix("http://127.0.0.1:8000"),
+                                 headers={"Accept": "text/html"})
+        assert page.status_code == 410 and 'data-code="link.superseded"' in page.text
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        assert app.state.cookies.known_device not in browser.cookies
+        assert code_of(await login(browser, member.email, member.password)) == "login.throttled"

@@ -107,12 +107,18 @@ class ChallengeService:
 
     async def redeem_token(self, db: AsyncSession, purpose: Purpose, token: str) -> Challenge:
         """Use a link. Raises ``link.used``, ``link.superseded`` or ``link.expired``."""
+        challenge = await self.usable_link(db, purpose, token)
+        await self._consume(db, challenge, link=True)
+        return challenge
+
+    async def usable_link(self, db: AsyncSession, purpose: Purpose, token: str) -> Challenge:
+        """The link's challenge if it could be used now, without using it; else raises
+        like :meth:`redeem_token`."""
         challenge = await db.scalar(select(Challenge).where(
             Challenge.token_hash == self._hash("token", token), Challenge.purpose == purpose))
         if challenge is None:
             raise SekishoError("link.expired", field="token")
         self._raise_if_unusable(challenge, link=True, newest=await self._newest_sent(db, challenge))
-        await self._consume(db, challenge, link=True)
         return challenge
 
     async def check_code(self, db: AsyncSession, *, account_id: int | None, purpose: Purpose,

@@ -59,9 +59,7 @@ async def login_submit(request: Request) -> Response:
 @router.get("/unlock")
 async def unlock_page(request: Request) -> Response:
     # A button, not an action on GET: mail scanners that prefetch links must not use it up.
-    response = _page(request, "unlock.html", values={"token": request.query_params.get("token", "")})
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
-    return response
+    return _page(request, "unlock.html", values={"token": request.query_params.get("token", "")})
 
 
 @router.post("/unlock")
@@ -147,10 +145,13 @@ async def recovery_code_page(request: Request) -> Response:
 
 @router.get("/recovery/reset")
 async def recovery_reset_page(request: Request) -> Response:
-    response = _page(request, "recovery_code.html",
-                     values={"token": request.query_params.get("token", "")})
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
-    return response
+    token = request.query_params.get("token", "")
+    if token:
+        # A usable link makes this browser known to the account (its own lockout lane).
+        cookie = await _flows(request).recovery.open_link(token=token,
+                                                          ctx=request.state.facts.context())
+        set_known_device_cookie(request, cookie)
+    return _page(request, "recovery_code.html", values={"token": token})
 
 
 @router.post("/recovery/reset")

@@ -41,6 +41,7 @@ class EdgeMiddleware:
         state.csrf_token = lambda: csrf_token(request, self.cookies, self.tokens)
         state.set_cookies = []  # (name, value or None to clear, max_age), see queue_cookie
         is_api = scope["path"].startswith("/api/")
+        carries_token = b"token=" in scope.get("query_string", b"")
         device = request.cookies.get(self.cookies.device)
         if not device or len(device) > 64:
             # Browsers get an id on their first visit so events can tell devices apart;
@@ -55,6 +56,10 @@ class EdgeMiddleware:
                 headers = MutableHeaders(scope=message)
                 for name, value in _SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if carries_token:
+                    # A link with a one-time token in its URL must not leak it via Referer,
+                    # whatever the page (the form, or the error saying the link is spent).
+                    headers["Referrer-Policy"] = "no-referrer"
                 headers["X-Request-Id"] = state.facts.request_id
                 if self.settings.https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")

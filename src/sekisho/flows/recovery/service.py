@@ -56,6 +56,27 @@ class RecoveryFlow:
                                      ctx=ctx, account_id=account.id if account else None,
                                      identifier=ident.value)
 
+    async def open_link(self, *, token: str, ctx: RequestContext) -> str:
+        """A reset link was opened: if it is still usable, trust this browser.
+
+        Returns a device cookie for the account (OWASP device cookies: whoever hammers the
+        account cannot keep the owner out, even before the reset is done). The link itself
+        stays usable; an unusable one raises ``link.*`` at once, not after a new password
+        has been typed.
+        """
+        core = self.core
+        try:
+            async with core.db.read() as db:
+                challenge = await core.challenges.usable_link(db, Purpose.PASSWORD_RESET, token)
+        except SekishoError as error:
+            async with core.db.transaction() as db:
+                event = await core.events.record(db, kind=EventKind.RECOVERY_COMPLETE,
+                                                 outcome=error.code, ctx=ctx,
+                                                 detail={"step": "open_link"})
+            error.reference = event.reference
+            raise
+        return core.devices.issue(challenge.account_id)
+
     async def complete(self, *, password: str, ctx: RequestContext, token: str | None = None,
                        identifier: str | None = None, code: str | None = None) -> Account:
         """Set a new password with the newest link or code; ends every session."""
