@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     PASSWORD_CHANGE = "password_change"
     RECOVERY_REQUEST = "recovery_request"
     RECOVERY_COMPLETE = "recovery_complete"
+    ID_REMINDER = "id_reminder"
     REQUEST_REJECTED = "request_rejected"
     ACCOUNT_ADMIN = "account_admin"
 

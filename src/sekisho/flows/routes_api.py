@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sekisho.account.service import account_view, session_view
 from sekisho.context import RequestContext
 from sekisho.flows.schemas import (
+    IdReminderIn,
     LoginIn,
     PasswordChangeIn,
     RecoveryCompleteIn,
@@ -37,6 +38,7 @@ _ACCEPTED = {
     "recovery": N_("If this matches an account, we have sent instructions to its contact "
                    "address."),
     "resend": N_("If this address is waiting for confirmation, a new code is on its way."),
+    "id_reminder": N_("If this address is registered, we have sent it your member ID."),
 }
 
 
@@ -112,6 +114,14 @@ async def recovery(body: RecoveryIn, request: Request,
                    context: RequestContext = Depends(ctx)) -> JSONResponse:
     await _flows(request).recovery.request(identifier=body.identifier, ctx=context)
     return _accepted(request, "recovery")
+
+
+@router.post("/recovery/id", status_code=202)
+async def recovery_id(body: IdReminderIn, request: Request,
+                      context: RequestContext = Depends(ctx)) -> JSONResponse:
+    """Forgot login ID: the registered address receives the member ID."""
+    await _flows(request).recovery.remind_id(email=body.email, ctx=context)
+    return _accepted(request, "id_reminder")
 
 
 @router.post("/recovery/complete")

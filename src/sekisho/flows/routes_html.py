@@ -137,6 +137,22 @@ async def recovery_submit(request: Request) -> Response:
     return await handle_form(request, "recovery.html", act, keep=("identifier",))
 
 
+@router.get("/recovery/id")
+async def recovery_id_page(request: Request) -> Response:
+    return _page(request, "recovery_id.html", values={},
+                 sent=request.query_params.get("sent") == "1")
+
+
+@router.post("/recovery/id")
+async def recovery_id_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        await _flows(request).recovery.remind_id(email=data.get("email", ""),
+                                                 ctx=request.state.facts.context())
+        return redirect("/recovery/id", sent="1")
+
+    return await handle_form(request, "recovery_id.html", act, keep=("email",))
+
+
 @router.get("/recovery/code")
 async def recovery_code_page(request: Request) -> Response:
     return _page(request, "recovery_code.html",

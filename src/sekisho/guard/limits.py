@@ -28,6 +28,7 @@ class Action(StrEnum):
     LOGIN_FAILED = "login_failed"
     REGISTRATION = "registration"
     RECOVERY_REQUEST = "recovery_request"
+    ID_REMINDER = "id_reminder"
     CODE_SEND = "code_send"
     CODE_VERIFY = "code_verify"
 
@@ -53,6 +54,8 @@ DEFAULT_RULES: dict[Action, Rule] = {
     Action.REGISTRATION: Rule(per_ip="10/minute;50/hour", per_key="3/hour"),
     # Recovery mails too; per identifier so a stranger cannot flood an owner's mailbox.
     Action.RECOVERY_REQUEST: Rule(per_ip="10/minute;50/hour", per_key="5/hour"),
+    # Forgot-ID mails go to whoever's address is typed: the same bounds as recovery.
+    Action.ID_REMINDER: Rule(per_ip="10/minute;50/hour", per_key="5/hour"),
     Action.CODE_SEND: Rule(per_ip="10/minute;50/hour", per_key="5/hour"),
     # Codes have 5 tries each; this stops cycling through many accounts from one client.
     Action.CODE_VERIFY: Rule(per_ip="30/minute;300/hour"),

@@ -23,7 +23,7 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
-from sekisho.identity.models import Account
+from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_code, normalise_password
 from sekisho.identity.service import context_words
 
@@ -55,6 +55,29 @@ class RecoveryFlow:
             await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome,
                                      ctx=ctx, account_id=account.id if account else None,
                                      identifier=ident.value)
+
+    async def remind_id(self, *, email: str, ctx: RequestContext) -> None:
+        """Forgot login ID: mail the member ID, the card's last 4 digits and the address to
+        the account registered with ``email``, if there is one. Same answer either way."""
+        core = self.core
+        address = core.accounts.email_address(email)
+        await core.limiter.hit(Action.ID_REMINDER, ip=ctx.ip, key=address.value)
+        async with core.db.transaction() as db:
+            match = await core.accounts.find(db, address)
+            account = match.account if match else None
+            if account is not None:
+                card = account.identifier(IdentifierKind.CARD)
+                await core.notifier.email(
+                    db, to=account.email, template="login_id_reminder", locale=account.locale,
+                    account_id=account.id,
+                    context={"display_name": account.display_name,
+                             "member_id": account.member_id, "email": account.email,
+                             "card_last4": card.value[-4:] if card else None,
+                             "login_url": f"{core.settings.base_url}/login"})
+            await core.events.record(db, kind=EventKind.ID_REMINDER,
+                                     outcome=OK if account else "unknown", ctx=ctx,
+                                     account_id=account.id if account else None,
+                                     identifier=address.value)
 
     async def open_link(self, *, token: str, ctx: RequestContext) -> str:
         """A reset link was opened: if it is still usable, trust this browser.
