@@ -1,4 +1,4 @@
-"""The ``sekisho`` command: serve, migrate, member and admin creation, the demo member."""
+"""The ``sekisho`` command: serve, migrate, members (create, card reissue), admins, the demo."""
 
 from __future__ import annotations
 
@@ -160,6 +160,47 @@ def admin_create(email: str,
                  name: Annotated[str | None, typer.Option(help="Display name.")] = None) -> None:
     """Create a staff account with the admin role."""
     _create(email, password, name, Role.ADMIN)
+
+
+@member_app.command("card")
+def member_card(member_id: str, card_number: str) -> None:
+    """Issue a new card number to a member. The old number keeps logging in (and tells the
+    member which card replaced it) but can never lead to anyone else."""
+    settings = _settings()
+    _prepare(settings)
+    last4 = asyncio.run(_reissue_card(settings, member_id, card_number))
+    typer.echo(f"member {member_id} now has the card ending in {last4}")
+
+
+async def _reissue_card(settings: Settings, member_id: str, card_number: str) -> str:
+    from sekisho.context import RequestContext
+    from sekisho.core import build_core
+    from sekisho.errors import SekishoError
+    from sekisho.events.models import OK, EventKind
+    from sekisho.identity.models import IdentifierKind
+
+    core = build_core(settings)
+    try:
+        try:
+            card = core.accounts.identify(card_number)
+        except SekishoError:
+            card = None
+        if card is None or card.kind != IdentifierKind.CARD:
+            raise typer.BadParameter(f"{card_number!r} is not a card number")
+        async with core.db.transaction() as db:
+            account = await core.accounts.by_member_id(db, member_id)
+            if account is None:
+                raise typer.BadParameter(f"no member with ID {member_id}")
+            if await core.accounts.find(db, card) is not None:
+                raise typer.BadParameter("this card number is already in use")
+            await core.accounts.add_card(db, account, card.value)
+            await core.events.record(
+                db, kind=EventKind.ACCOUNT_ADMIN, outcome=OK, ctx=RequestContext(),
+                account_id=account.id,
+                detail={"action": "card_reissued", "card_last4": card.value[-4:]})
+        return card.value[-4:]
+    finally:
+        await core.close()
 
 
 @app.command()

@@ -273,3 +273,27 @@ def test_serve_starts_from_nothing_with_a_demo_member(tmp_path):
     assert (var / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
     assert (var / "outbox").is_dir()
     assert EXPECTED_TABLES <= sqlite_tables(var / "sekisho.db")
+
+
+def test_member_card_reissue_keeps_the_old_number_as_history(tmp_path):
+    data = str(tmp_path / "data")
+    assert sekisho_in_process("migrate", SEKISHO_DATA_DIR=data).exit_code == 0
+    created = sekisho_in_process("member", "create", "c@example.jp", "--password", PASSWORD,
+                                 SEKISHO_DATA_DIR=data)
+    member_id = re.search(r"member ID (\d{10})", created.output).group(1)
+    first = sekisho_in_process("member", "card", member_id, "4980 1111 2222 3333",
+                               SEKISHO_DATA_DIR=data)
+    assert first.exit_code == 0, first.output
+    assert "ending in 3333" in first.output
+    second = sekisho_in_process("member", "card", member_id, "４９８０-４４４４-５５５５-６６６６",
+                                SEKISHO_DATA_DIR=data)
+    assert second.exit_code == 0, second.output
+    with sqlite3.connect(tmp_path / "data" / "sekisho.db") as conn:
+        cards = conn.execute("SELECT value, active FROM identifiers WHERE kind = 'card' "
+                             "ORDER BY id").fetchall()
+    assert cards == [("4980111122223333", 0), ("4980444455556666", 1)]
+    for args, message in ((("0000000000", "4980777788889999"), "no member"),
+                          ((member_id, "4980111122223333"), "already in use"),
+                          ((member_id, "hello"), "not a card number")):
+        refused = sekisho_in_process("member", "card", *args, SEKISHO_DATA_DIR=data)
+        assert refused.exit_code != 0 and message in refused.output, refused.output
