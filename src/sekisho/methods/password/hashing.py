@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import anyio
 
 from sekisho.errors import SekishoError
 from sekisho.methods.password.backends import Argon2Backend, select_backend
@@ -63,8 +62,10 @@ class PasswordHasher:
         """The argon2id implementation in use (see ``backends.py``); its PHC strings are
         standard, so every implementation verifies every other's hashes."""
         slots = max(1, concurrency)
-        self._slots = anyio.CapacityLimiter(slots)
-        self._admission = anyio.CapacityLimiter(slots * _ADMITTED_PER_SLOT)
+        # asyncio's semaphores wake waiters in arrival order: the queue is first come, first
+        # served.
+        self._slots = asyncio.Semaphore(slots)
+        self._admission = asyncio.Semaphore(slots * _ADMITTED_PER_SLOT)
         self._queue_timeout = queue_timeout
         # Hashing has threads of its own, so hashes never take the threads other work needs.
         self._executor = ThreadPoolExecutor(slots, thread_name_prefix="sekisho-argon2",
@@ -122,10 +123,10 @@ class PasswordHasher:
         finally:
             self._slots.release()
 
-    async def _acquire(self, limiter: anyio.CapacityLimiter) -> None:
+    async def _acquire(self, limiter: asyncio.Semaphore) -> None:
         self.waiting += 1
         try:
-            with anyio.fail_after(self._queue_timeout):
+            async with asyncio.timeout(self._queue_timeout):
                 await limiter.acquire()
         except TimeoutError:
             raise SekishoError("service.busy",
