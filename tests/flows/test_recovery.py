@@ -140,3 +140,36 @@ async def test_concurrent_reset_requests_send_one_mail_and_leave_one_live_link(
         live = list(await db.scalars(select(Challenge).where(
             Challenge.account_id == member.account_id, Challenge.superseded_at.is_(None))))
     assert len(live) == 1
+
+
+async def test_a_spent_link_offers_one_press_to_a_new_one(client, factory, mailbox, clock):
+    member = await factory.member()
+    await request_reset(client, member.email)
+    token = (await mailbox.last(member.email)).token
+    done = await client.post("/api/v1/recovery/complete", json={"token": token, "password": NEW})
+    assert done.status_code == 200
+    page = await client.get(f"/recovery/reset?token={token}", headers={"Accept": "text/html"})
+    assert page.status_code == 410 and 'data-code="link.used"' in page.text
+    assert 'data-action="resend"' in page.text
+    clock.advance(minutes=2)  # past the resend cool-down
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    sent = await client.post("/recovery/resend", data={"csrf_token": csrf, "token": token})
+    assert sent.status_code == 303 and "notice=reset_link_sent" in sent.headers["location"]
+    fresh = await mailbox.last(member.email)
+    assert fresh.template == "password_reset" and fresh.token != token
+    final = await client.post("/api/v1/recovery/complete",
+                              json={"token": fresh.token, "password": "umi sora kaze hana"})
+    assert final.status_code == 200
+
+
+async def test_resend_from_a_link_answers_alike_and_respects_the_cooldown(client, factory,
+                                                                          mailbox):
+    member = await factory.member()
+    await request_reset(client, member.email)
+    token = (await mailbox.last(member.email)).token
+    api = await client.post("/api/v1/recovery/resend", json={"token": token})
+    bogus = await client.post("/api/v1/recovery/resend", json={"token": "not-a-real-token"})
+    assert (api.status_code, api.content) == (bogus.status_code, bogus.content)
+    assert api.status_code == 202
+    # Within the cool-down nothing more is sent: still one reset mail.
+    assert [m.template for m in await mailbox.to(member.email)] == ["password_reset"]

@@ -111,11 +111,15 @@ class ChallengeService:
         await self._consume(db, challenge, link=True)
         return challenge
 
+    async def find_link(self, db: AsyncSession, purpose: Purpose, token: str) -> Challenge | None:
+        """The challenge behind a link, whatever its state (used, expired, superseded)."""
+        return await db.scalar(select(Challenge).where(
+            Challenge.token_hash == self._hash("token", token), Challenge.purpose == purpose))
+
     async def usable_link(self, db: AsyncSession, purpose: Purpose, token: str) -> Challenge:
         """The link's challenge if it could be used now, without using it; else raises
         like :meth:`redeem_token`."""
-        challenge = await db.scalar(select(Challenge).where(
-            Challenge.token_hash == self._hash("token", token), Challenge.purpose == purpose))
+        challenge = await self.find_link(db, purpose, token)
         if challenge is None:
             raise SekishoError("link.expired", field="token")
         self._raise_if_unusable(challenge, link=True, newest=await self._newest_sent(db, challenge))

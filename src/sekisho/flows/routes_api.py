@@ -17,6 +17,7 @@ from sekisho.flows.schemas import (
     RecoveryIn,
     RegistrationIn,
     ResendIn,
+    ResendLinkIn,
     UnlockIn,
     VerificationIn,
 )
@@ -113,6 +114,14 @@ async def current_session(active: ActiveSession = Depends(require_session)) -> d
 async def recovery(body: RecoveryIn, request: Request,
                    context: RequestContext = Depends(ctx)) -> JSONResponse:
     await _flows(request).recovery.request(identifier=body.identifier, ctx=context)
+    return _accepted(request, "recovery")
+
+
+@router.post("/recovery/resend", status_code=202)
+async def recovery_resend(body: ResendLinkIn, request: Request,
+                          context: RequestContext = Depends(ctx)) -> JSONResponse:
+    """"Send a new link" from a used, expired or superseded reset link."""
+    await _flows(request).recovery.resend_link(token=body.token, ctx=context)
     return _accepted(request, "recovery")
 
 

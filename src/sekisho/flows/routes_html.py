@@ -153,6 +153,16 @@ async def recovery_id_submit(request: Request) -> Response:
     return await handle_form(request, "recovery_id.html", act, keep=("email",))
 
 
+@router.post("/recovery/resend")
+async def recovery_resend_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        await _flows(request).recovery.resend_link(token=data.get("token", ""),
+                                                   ctx=request.state.facts.context())
+        return redirect("/login", notice="reset_link_sent")
+
+    return await handle_form(request, "recovery.html", act)
+
+
 @router.get("/recovery/code")
 async def recovery_code_page(request: Request) -> Response:
     return _page(request, "recovery_code.html",

@@ -37,6 +37,10 @@ class UnlockIn(_Body):
     token: str = Field(max_length=128)
 
 
+class ResendLinkIn(_Body):
+    token: str = Field(max_length=128)
+
+
 class IdReminderIn(_Body):
     email: str = Field(max_length=_MAX_ID)
 

@@ -39,22 +39,38 @@ class RecoveryFlow:
         await core.limiter.hit(Action.RECOVERY_REQUEST, ip=ctx.ip, key=ident.value)
         async with core.db.transaction() as db:
             match = await core.accounts.find(db, ident)
-            account = match.account if match else None
-            outcome = "unknown"
-            if account is not None:
-                latest = await core.challenges.latest(db, account.id, Purpose.PASSWORD_RESET,
-                                                      for_issue=True)
-                # Within the cool-down nothing is sent and nothing is said: the answer must
-                # not differ from an unknown identifier's.
-                outcome = "cooldown" if core.challenges.resend_wait(latest) else OK
-            if account is not None and outcome == OK:
-                await mail_code_and_link(
-                    core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
-                    path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
-                    requested_at=core.local_time(core.clock.now()))
-            await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome,
-                                     ctx=ctx, account_id=account.id if account else None,
-                                     identifier=ident.value)
+            await self._send(db, match.account if match else None, ident.value, ctx)
+
+    async def resend_link(self, *, token: str, ctx: RequestContext) -> None:
+        """"Send a new link" from a spent one (used, expired or superseded): a new link and
+        code go to the same account's address, under the same limits as a new request."""
+        core = self.core
+        async with core.db.read() as db:
+            spent = await core.challenges.find_link(db, Purpose.PASSWORD_RESET, token)
+        await core.limiter.hit(Action.RECOVERY_REQUEST, ip=ctx.ip,
+                               key=spent.target if spent else None)
+        async with core.db.transaction() as db:
+            account = await db.get(Account, spent.account_id) if spent else None
+            await self._send(db, account, None, ctx)
+
+    async def _send(self, db: AsyncSession, account: Account | None, identifier: str | None,
+                    ctx: RequestContext) -> None:
+        core = self.core
+        outcome = "unknown"
+        if account is not None:
+            latest = await core.challenges.latest(db, account.id, Purpose.PASSWORD_RESET,
+                                                  for_issue=True)
+            # Within the cool-down nothing is sent and nothing is said: the answer must
+            # not differ from an unknown identifier's.
+            outcome = "cooldown" if core.challenges.resend_wait(latest) else OK
+        if account is not None and outcome == OK:
+            await mail_code_and_link(
+                core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
+                path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
+                requested_at=core.local_time(core.clock.now()))
+        await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome, ctx=ctx,
+                                 account_id=account.id if account else None,
+                                 identifier=identifier)
 
     async def remind_id(self, *, email: str, ctx: RequestContext) -> None:
         """Forgot login ID: mail the member ID, the card's last 4 digits and the address to
@@ -97,6 +113,7 @@ class RecoveryFlow:
                                                  outcome=error.code, ctx=ctx,
                                                  detail={"step": "open_link"})
             error.reference = event.reference
+            error.extra["resend"] = "/api/v1/recovery/resend"  # one press to a new link
             raise
         return core.devices.issue(challenge.account_id)
 
