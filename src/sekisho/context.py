@@ -19,7 +19,7 @@ class RequestContext:
 
     @property
     def browser(self) -> str:
-        """"Chrome 120 / Windows 10", as a member recognises their browser in a mail."""
+        """The browser as a member recognises it in a mail, e.g. ``Chrome 120 / Windows 10``."""
         return describe_user_agent(self.user_agent)
 
 

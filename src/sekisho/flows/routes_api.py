@@ -120,7 +120,7 @@ async def recovery(body: RecoveryIn, request: Request,
 @router.post("/recovery/resend", status_code=202)
 async def recovery_resend(body: ResendLinkIn, request: Request,
                           context: RequestContext = Depends(ctx)) -> JSONResponse:
-    """"Send a new link" from a used, expired or superseded reset link."""
+    """A new reset link in place of a used, expired or superseded one."""
     await _flows(request).recovery.resend_link(token=body.token, ctx=context)
     return _accepted(request, "recovery")
 

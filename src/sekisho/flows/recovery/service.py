@@ -42,8 +42,8 @@ class RecoveryFlow:
             await self._send(db, match.account if match else None, ident.value, ctx)
 
     async def resend_link(self, *, token: str, ctx: RequestContext) -> None:
-        """"Send a new link" from a spent one (used, expired or superseded): a new link and
-        code go to the same account's address, under the same limits as a new request."""
+        """A new reset link in place of a spent one (used, expired or superseded): a new link
+        and code go to the same account's address, under the same limits as a new request."""
         core = self.core
         async with core.db.read() as db:
             spent = await core.challenges.find_link(db, Purpose.PASSWORD_RESET, token)
