@@ -220,8 +220,6 @@ class LockoutGuard:
         wait, now = await self.store.update(lane, change, self._ttl)
         if wait > 0:
             raise throttled(wait)
-        if account_id is not None and lane.startswith("dev:"):
-            await self.store.remember(_group(account_id), lane, self._ttl)
         return Attempt(lane, now, account_id)
 
     async def failed(self, attempt: Attempt) -> Lock | None:
@@ -242,7 +240,12 @@ class LockoutGuard:
             count, state.failures = len(state.failures), []
             return Lock(attempt.lane, state.locked_until, count, state.locks)
 
-        return await self.store.update(attempt.lane, change, self._ttl)
+        lock = await self.store.update(attempt.lane, change, self._ttl)
+        if attempt.account_id is not None and attempt.lane.startswith("dev:"):
+            # Only a device lane holding failures needs finding again (by :meth:`clear`);
+            # successful logins write nothing here.
+            await self.store.remember(_group(attempt.account_id), attempt.lane, self._ttl)
+        return lock
 
     async def succeeded(self, attempt: Attempt) -> None:
         """The attempt was right: it no longer counts as in flight.
