@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy import select
 from support.factories import DEFAULT_PASSWORD
+from support.pages import csrf_of
 
 from sekisho.codes.models import Challenge
 from sekisho.sessions.models import Session
@@ -152,8 +153,8 @@ async def test_a_spent_link_offers_one_press_to_a_new_one(client, factory, mailb
     assert page.status_code == 410 and 'data-code="link.used"' in page.text
     assert 'data-action="resend"' in page.text
     clock.advance(minutes=2)  # past the resend cool-down
-    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    sent = await client.post("/recovery/resend", data={"csrf_token": csrf, "token": token})
+    sent = await client.post("/recovery/resend",
+                             data={"csrf_token": csrf_of(page.text), "token": token})
     assert sent.status_code == 303 and "notice=reset_link_sent" in sent.headers["location"]
     fresh = await mailbox.last(member.email)
     assert fresh.template == "password_reset" and fresh.token != token

@@ -6,9 +6,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from support import live
+from support.factories import seed_members
 
 from sekisho.core import build_core
-from sekisho.identity.normalize import normalise_email
 from sekisho.notify.models import OutboxMessage
 
 PASSWORD = "kaede tsuki hoshi"
@@ -18,17 +18,6 @@ EMAIL = "shared-lanes@example.jp"
 @pytest.fixture(params=["postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-async def create_member(settings) -> None:
-    core = build_core(settings)
-    try:
-        stored = await core.hasher.hash(PASSWORD)
-        async with core.db.transaction() as db:
-            await core.accounts.create(db, email=normalise_email(EMAIL), password_hash=stored,
-                                       display_name=None, locale="ja", verified=True)
-    finally:
-        await core.close()
 
 
 async def lock_mails(settings) -> int:
@@ -49,7 +38,7 @@ def login(client: httpx.Client, password: str) -> tuple[int, str | None]:
 
 async def test_two_processes_share_lanes_through_redis(settings, redis_url, tmp_path):
     shared = settings.model_copy(update={"redis_url": redis_url, "rate_limits": {}})
-    await create_member(shared)
+    await seed_members(shared, [EMAIL], PASSWORD)
     env = live.settings_env(shared.model_dump())
     with live.serve_process(env, log_dir=tmp_path / "a") as one, \
             live.serve_process(env, log_dir=tmp_path / "b") as two:

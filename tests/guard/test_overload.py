@@ -24,10 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from support import live
+from support.factories import seed_members
 
-from sekisho.core import build_core
 from sekisho.errors.catalogue import CATALOGUE
-from sekisho.identity.normalize import normalise_email
 from sekisho.settings import Settings
 
 BURST = 200
@@ -49,20 +48,11 @@ def settings_overrides() -> dict[str, Any]:
 
 
 async def members(settings: Settings, count: int) -> list[str]:
-    """``count`` verified members sharing ``PASSWORD``, made through the app's own services on
-    the database the server will use; their emails. The argon2 hash (OWASP cost, the one
-    logins will verify against) is computed once and stored for all of them."""
-    core = build_core(settings)
-    try:
-        stored = await core.hasher.hash(PASSWORD)
-        emails = [f"burst{n}@example.jp" for n in range(count)]
-        async with core.db.transaction() as db:
-            for email in emails:
-                await core.accounts.create(db, email=normalise_email(email), password_hash=stored,
-                                           display_name=None, locale="ja", verified=True)
-        return emails
-    finally:
-        await core.db.dispose()
+    """``count`` verified members sharing ``PASSWORD`` (at OWASP cost, the one logins will
+    verify against); their emails."""
+    emails = [f"burst{n}@example.jp" for n in range(count)]
+    await seed_members(settings, emails, PASSWORD)
+    return emails
 
 
 @contextmanager

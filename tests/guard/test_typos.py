@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from support.pages import submit
 
 from sekisho.events.models import AuthEvent, EventKind
 from sekisho.methods.password.policy import PasswordPolicy
@@ -66,10 +67,8 @@ async def test_correction_can_be_turned_off(client, factory):
 
 async def test_html_login_shows_the_caps_lock_hint(client, factory):
     member = await factory.member(password=PASSWORD)
-    page = await client.get("/login")
-    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    done = await client.post("/login", data={"csrf_token": csrf, "identifier": member.email,
-                                             "password": "kYOTO sTATION 2026"})
+    done = await submit(client, "/login", "/login", {"identifier": member.email,
+                                                     "password": "kYOTO sTATION 2026"})
     assert done.status_code == 303
     shown = await client.get(done.headers["location"])
     assert 'data-notice="password_caps_lock"' in shown.text

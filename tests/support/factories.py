@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sekisho.core import Core
+from sekisho.core import Core, build_core
 from sekisho.identity.models import Account, AccountStatus, Role
 from sekisho.identity.normalize import normalise_email
+from sekisho.settings import Settings
 
 DEFAULT_PASSWORD = "correct horse battery"
 
@@ -46,3 +47,17 @@ class Factory:
             account = await db.get(Account, account_id)
             assert account is not None
             return account
+
+
+async def seed_members(settings: Settings, emails: list[str], password: str) -> None:
+    """Verified members sharing ``password``, made through the app's own services on the
+    database a live server will use. The hash (at the settings' cost) is computed once."""
+    core = build_core(settings)
+    try:
+        stored = await core.hasher.hash(password)
+        async with core.db.transaction() as db:
+            for email in emails:
+                await core.accounts.create(db, email=normalise_email(email), password_hash=stored,
+                                           display_name=None, locale="ja", verified=True)
+    finally:
+        await core.close()

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support.factories import DEFAULT_PASSWORD
+from support.pages import csrf_of, submit
 
 from sekisho.events.models import AuthEvent
 from sekisho.identity.models import Account
 
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 REFERENCE = re.compile(r"お問い合わせ番号\s*:\s*<strong>(R-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4})</strong>")
 MEMBER_ID = re.compile(r"<dd data-member-id>(\d{10})</dd>")
 NEW_PASSWORD = "yama kawa sora mori"
@@ -32,20 +32,6 @@ PAGES = {
     "/status": ("サービスの状況", "Service status"),
     "/account": ("アカウント", "Your account"),
 }
-
-
-def csrf_of(html: str) -> str:
-    found = CSRF_INPUT.search(html)
-    assert found, "the page has no csrf_token input"
-    return found.group(1)
-
-
-async def submit(client: httpx.AsyncClient, page: str, action: str,
-                 fields: dict[str, str], **kwargs: Any) -> httpx.Response:
-    """Open ``page``, then post its form to ``action`` with ``fields`` and the page's token."""
-    shown = await client.get(page)
-    assert shown.status_code == 200, shown.text
-    return await client.post(action, data={"csrf_token": csrf_of(shown.text), **fields}, **kwargs)
 
 
 def location(response: httpx.Response) -> tuple[str, dict[str, list[str]]]:
