@@ -74,7 +74,6 @@ class Attempt:
 class Lock:
     """A lane that has just been locked by a failure."""
 
-    lane: str
     until: float
     failures: int
     level: int
@@ -238,7 +237,7 @@ class LockoutGuard:
             state.locks += 1
             state.locked_until = now + policy.duration(state.locks)
             count, state.failures = len(state.failures), []
-            return Lock(attempt.lane, state.locked_until, count, state.locks)
+            return Lock(state.locked_until, count, state.locks)
 
         lock = await self.store.update(attempt.lane, change, self._ttl)
         if attempt.account_id is not None and attempt.lane.startswith("dev:"):
