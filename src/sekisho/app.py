@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from sekisho import __version__
+from sekisho.account.contact import ContactChanges
+from sekisho.account.routes_api import router as account_api
 from sekisho.account.routes_html import router as account_pages
 from sekisho.account.service import AccountSettings
 from sekisho.clock import Clock, TokenSource
@@ -40,6 +42,7 @@ class Flows:
     login: LoginFlow
     recovery: RecoveryFlow
     account: AccountSettings
+    contact: ContactChanges
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -77,9 +80,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.cookies = CookieJar(settings)
     app.state.pages = Pages(settings.service_name)
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
-                            AccountSettings(core))
+                            AccountSettings(core), ContactChanges(core))
     error_handler.install(app)
-    for router in (flow_api, flow_pages, account_pages, status_routes, static_router()):
+    for router in (flow_api, account_api, flow_pages, account_pages, status_routes, static_router()):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
                        cookies=app.state.cookies)

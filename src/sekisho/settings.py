@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     """Password reset link and code: long enough to find the mail, short enough to go stale."""
     code_resend_cooldown_seconds: int = 60
     """Stops a member (or a script) flooding a mailbox by pressing resend."""
+    sms_code_lifetime_seconds: int = Field(default=10 * 60, ge=1)
+    """Codes sent by SMS (phone verification): SMS arrives within seconds, and a short life
+    limits what an intercepted or reassigned number can do (NIST SP 800-63B §5.1.3.2)."""
+    contact_revert_lifetime_seconds: int = Field(default=7 * 24 * 60 * 60, ge=1)
+    """The "this wasn't me" link sent to the old address or number after a change: a week
+    covers a member who reads mail rarely, after which the change stands."""
+
+    # --- re-authentication (ASVS 6.2.3, NIST SP 800-63B §7.2) --------------------------------
+    step_up_max_age_seconds: int = Field(default=10 * 60, ge=1)
+    """Sensitive changes (email, phone) need a password entered within this many seconds;
+    an older session is asked to re-enter it (``auth.step_up_required``). Ten minutes lets a
+    member finish the change without being asked twice."""
 
     # --- lockout lanes and device cookies (OWASP device cookies, NIST SP 800-63B §3.2.2) ----
     lockout_threshold: int = Field(default=5, ge=1)

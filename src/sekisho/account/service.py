@@ -19,12 +19,14 @@ from sekisho.sessions.models import Session
 def account_view(account: Account) -> dict[str, Any]:
     """The account as the API and the account page show it to its owner."""
     card = account.identifier(IdentifierKind.CARD)
+    phone = account.identifier(IdentifierKind.PHONE)
     return {
         "member_id": account.member_id,
         "email": account.email,
         "email_verified": account.is_verified,
         "display_name": account.display_name,
         "card_last4": card.value[-4:] if card else None,
+        "phone": phone.value if phone else None,
         "locale": account.locale,
         "created_at": account.created_at.isoformat(),
     }
@@ -88,11 +90,14 @@ async def set_password(core: Core, db: AsyncSession, account: Account, new_hash:
     account.updated_at = now
     account.failed_logins = 0
     account.password_login_disabled_at = None
-    await core.notifier.email(
-        db, to=account.email, template="password_changed", locale=account.locale,
-        account_id=account.id,
-        context={"display_name": account.display_name, "changed_at": core.local_time(now),
-                 "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"})
+    facts = {"display_name": account.display_name, "changed_at": core.local_time(now),
+             "ip": ctx.ip or "-", "recovery_url": f"{core.settings.base_url}/recovery"}
+    await core.notifier.email(db, to=account.email, template="password_changed",
+                              locale=account.locale, account_id=account.id, context=facts)
+    phone = account.identifier(IdentifierKind.PHONE)
+    if phone is not None:
+        await core.notifier.sms(db, to=phone.value, template="sms_password_changed",
+                                locale=account.locale, account_id=account.id, context=facts)
 
 
 async def clear_lockout(core: Core, account: Account) -> None:

@@ -15,6 +15,13 @@ class Purpose(StrEnum):
     EMAIL_VERIFICATION = "email_verification"
     PASSWORD_RESET = "password_reset"
     UNLOCK = "unlock"
+    EMAIL_CHANGE = "email_change"
+    """A code to the new address; the challenge's ``target`` is that address."""
+    PHONE_VERIFY = "phone_verify"
+    """A code by SMS to a number being added; ``target`` is the number in E.164."""
+    CONTACT_REVERT = "contact_revert"
+    """"This wasn't me" after an email or phone change; ``target`` names what to restore
+    (``email:<old address>``, ``phone:<old E.164>`` or ``phone:`` when a number was added)."""
 
 
 class Challenge(Base):

@@ -75,8 +75,9 @@ class ChallengeService:
         return max(0, int((ready - self._clock.now()).total_seconds() + 0.999))
 
     async def issue(self, db: AsyncSession, *, account_id: int, purpose: Purpose, target: str,
-                    lifetime_seconds: int) -> Issued:
-        """A new code and link; every earlier one for this account and purpose is superseded.
+                    lifetime_seconds: int, supersede: bool = True) -> Issued:
+        """A new code and link; every earlier one for this account and purpose is superseded
+        (unless ``supersede`` is off: each "this wasn't me" link must keep working).
 
         The failure count of the newest unexpired predecessor carries over: asking for a new
         code must not buy an attacker a fresh set of guesses.
@@ -86,13 +87,8 @@ class ChallengeService:
         carried = 0
         if previous is not None and previous.used_at is None and previous.expires_at > now:
             carried = previous.failed_attempts
-        await db.execute(
-            update(Challenge).where(Challenge.account_id == account_id,
-                                    Challenge.purpose == purpose,
-                                    Challenge.superseded_at.is_(None),
-                                    Challenge.used_at.is_(None))
-            .values(superseded_at=now)
-        )
+        if supersede:
+            await self.supersede(db, account_id, purpose)
         code = self._tokens.digits(self._settings.code_length)
         token = self._tokens.token(32)
         challenge = Challenge(
@@ -104,6 +100,16 @@ class ChallengeService:
         db.add(challenge)
         await db.flush()
         return Issued(challenge, code, token)
+
+    async def supersede(self, db: AsyncSession, account_id: int, purpose: Purpose) -> None:
+        """Retire every unused code and link of this account and purpose."""
+        await db.execute(
+            update(Challenge).where(Challenge.account_id == account_id,
+                                    Challenge.purpose == purpose,
+                                    Challenge.superseded_at.is_(None),
+                                    Challenge.used_at.is_(None))
+            .values(superseded_at=self._clock.now())
+        )
 
     async def redeem_token(self, db: AsyncSession, purpose: Purpose, token: str) -> Challenge:
         """Use a link. Raises ``link.used``, ``link.superseded`` or ``link.expired``."""

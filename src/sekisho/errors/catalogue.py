@@ -98,6 +98,12 @@ _SPECS = [
        "This account is dormant after a long time without use.",
        "「パスワードを再設定」から本人確認を行うと、再びご利用いただけます。",
        "Confirm it is you with \"Reset password\" to use the account again."),
+    _e("account.contact_taken", 409,
+       "このメールアドレスまたは電話番号は、別のアカウントで登録されています。",
+       "This address or number is registered to another account.",
+       "別のメールアドレスまたは電話番号をお使いください。元のアカウントをお持ちの場合は、そちらにログインしてください。",
+       "Use another address or number, or log in to the account it belongs to.",
+       public=False),
     _e("account.not_found", 404,
        "アカウントが見つかりません。",
        "The account was not found.",
@@ -265,6 +271,15 @@ REASONS: dict[str, dict[str, str]] = {
         "ja": "{length}桁の数字を入力してください。",
         "en": "Enter the {length}-digit code.",
     },
+    "same_as_current": {
+        "ja": "現在登録されているものと同じです。",
+        "en": "This is the one already registered.",
+    },
+    "email_or_phone": {
+        "ja": "メールアドレスか電話番号を入力してください(例: hanako@example.jp、090-1234-5678)。",
+        "en": "Enter an email address or a phone number (for example hanako@example.jp or "
+              "090-1234-5678).",
+    },
     "not_a_phone_number": {
         "ja": "電話番号の形式ではありません(例: 090-1234-5678)。",
         "en": "This is not a phone number (for example 090-1234-5678).",
@@ -278,6 +293,7 @@ FIELD_LABELS: dict[str, dict[str, str]] = {
     "password": {"ja": "パスワード", "en": "password"},
     "new_password": {"ja": "新しいパスワード", "en": "new password"},
     "phone": {"ja": "電話番号", "en": "phone number"},
+    "contact": {"ja": "メールアドレスまたは電話番号", "en": "email address or phone number"},
     "current_password": {"ja": "現在のパスワード", "en": "current password"},
     "display_name": {"ja": "お名前", "en": "name"},
     "code": {"ja": "確認コード", "en": "code"},

@@ -25,6 +25,11 @@ class EventKind(StrEnum):
     RECOVERY_REQUEST = "recovery_request"
     RECOVERY_COMPLETE = "recovery_complete"
     ID_REMINDER = "id_reminder"
+    REAUTHENTICATION = "reauthentication"
+    EMAIL_CHANGE = "email_change"
+    PHONE_CHANGE = "phone_change"
+    PHONE_RELEASED = "phone_released"
+    CONTACT_REVERT = "contact_revert"
     REQUEST_REJECTED = "request_rejected"
     ACCOUNT_ADMIN = "account_admin"
 

@@ -7,13 +7,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.codes.models import Purpose
+from sekisho.codes.service import Issued
 from sekisho.core import Core
 from sekisho.identity.models import Account
 
 
 async def mail_code_and_link(core: Core, db: AsyncSession, account: Account, *,
                              purpose: Purpose, template: str, path: str,
-                             lifetime_seconds: int, **context: Any) -> None:
+                             lifetime_seconds: int, **context: Any) -> Issued:
     """Issue a challenge (superseding older ones) and queue the mail carrying it.
 
     The link is ``<base_url><path>?token=...``; both go out in the caller's transaction.
@@ -25,3 +26,4 @@ async def mail_code_and_link(core: Core, db: AsyncSession, account: Account, *,
         context={"display_name": account.display_name, "code": issued.code,
                  "link": f"{core.settings.base_url}{path}?token={issued.token}",
                  "minutes": lifetime_seconds // 60, **context})
+    return issued

@@ -39,7 +39,8 @@ _ACCEPTED = {
     "recovery": N_("If this matches an account, we have sent instructions to its contact "
                    "address."),
     "resend": N_("If this address is waiting for confirmation, a new code is on its way."),
-    "id_reminder": N_("If this address is registered, we have sent it your member ID."),
+    "id_reminder": N_("If this address or number is registered, we have sent it your member "
+                      "ID."),
 }
 
 
@@ -128,8 +129,8 @@ async def recovery_resend(body: ResendLinkIn, request: Request,
 @router.post("/recovery/id", status_code=202)
 async def recovery_id(body: IdReminderIn, request: Request,
                       context: RequestContext = Depends(ctx)) -> JSONResponse:
-    """Forgot login ID: the registered address receives the member ID."""
-    await _flows(request).recovery.remind_id(email=body.email, ctx=context)
+    """Forgot login ID: the registered address or number receives the member ID."""
+    await _flows(request).recovery.remind_id(contact=body.contact, ctx=context)
     return _accepted(request, "id_reminder")
 
 

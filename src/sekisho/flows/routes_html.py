@@ -146,11 +146,11 @@ async def recovery_id_page(request: Request) -> Response:
 @router.post("/recovery/id")
 async def recovery_id_submit(request: Request) -> Response:
     async def act(data: dict[str, str]) -> Response:
-        await _flows(request).recovery.remind_id(email=data.get("email", ""),
+        await _flows(request).recovery.remind_id(contact=data.get("contact", ""),
                                                  ctx=request.state.facts.context())
         return redirect("/recovery/id", sent="1")
 
-    return await handle_form(request, "recovery_id.html", act, keep=("email",))
+    return await handle_form(request, "recovery_id.html", act, keep=("contact",))
 
 
 @router.post("/recovery/resend")

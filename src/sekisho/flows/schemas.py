@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 _MAX_ID = 320
 _MAX_PASSWORD = 1024  # generous; the password policy gives the precise error
@@ -42,7 +42,8 @@ class ResendLinkIn(_Body):
 
 
 class IdReminderIn(_Body):
-    email: str = Field(max_length=_MAX_ID)
+    contact: str = Field(max_length=_MAX_ID, validation_alias=AliasChoices("contact", "email"))
+    """An email address or a phone number (``email`` is accepted as the field name too)."""
 
 
 class RecoveryIn(_Body):
@@ -59,3 +60,23 @@ class RecoveryCompleteIn(_Body):
 class PasswordChangeIn(_Body):
     current_password: str = Field(max_length=_MAX_PASSWORD)
     new_password: str = Field(max_length=_MAX_PASSWORD)
+
+
+class ReauthenticateIn(_Body):
+    password: str = Field(max_length=_MAX_PASSWORD)
+
+
+class EmailChangeIn(_Body):
+    email: str = Field(max_length=_MAX_ID)
+
+
+class PhoneChangeIn(_Body):
+    phone: str = Field(max_length=64)
+
+
+class CodeIn(_Body):
+    code: str = Field(max_length=32)
+
+
+class TokenIn(_Body):
+    token: str = Field(max_length=128)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from sekisho.identity.normalize import (
     NormalisedIdentifier,
     normalise_email,
     normalise_identifier,
+    normalise_phone,
 )
 
 _MEMBER_ID_TRIES = 8
@@ -41,6 +42,10 @@ class AccountService:
     def email_address(self, raw: str) -> NormalisedIdentifier:
         """An input that must be an email address, normalised with this deployment's settings."""
         return normalise_email(raw, email_local_case_sensitive=self._email_case)
+
+    def phone_number(self, raw: str) -> NormalisedIdentifier:
+        """An input that must be a phone number, as E.164 (this deployment's default region)."""
+        return normalise_phone(raw, region=self._phone_region)
 
     async def find(self, db: AsyncSession, ident: NormalisedIdentifier) -> Match | None:
         """The account an identifier leads to, including retired ones (an old card number)."""
@@ -105,6 +110,27 @@ class AccountService:
         await db.flush()
         await db.refresh(account, ["identifiers"])
         return card
+
+    async def replace_contact(self, db: AsyncSession, account: Account, kind: IdentifierKind,
+                              value: NormalisedIdentifier | None) -> None:
+        """Make ``value`` the account's (verified) email or phone, or remove the phone.
+
+        The old identifier is deleted, not kept as history like a card number: an address or
+        number someone gave up must neither log in to this account nor stay reserved (phone
+        numbers are reassigned by carriers). The "this wasn't me" link remembers it instead.
+        """
+        now = self._clock.now()
+        await db.execute(delete(Identifier).where(Identifier.account_id == account.id,
+                                                  Identifier.kind == kind))
+        if value is not None:
+            db.add(Identifier(account_id=account.id, kind=kind, value=value.value,
+                              created_at=now, verified_at=now))
+        if kind == IdentifierKind.EMAIL and value is not None:
+            account.email = value.display
+            account.email_verified_at = now
+        account.updated_at = now
+        await db.flush()
+        await db.refresh(account, ["identifiers"])
 
     async def _free_member_id(self, db: AsyncSession) -> str:
         for _ in range(_MEMBER_ID_TRIES):

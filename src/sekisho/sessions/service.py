@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sekisho.clock import Clock, TokenSource
 from sekisho.context import RequestContext
 from sekisho.db import Database
+from sekisho.errors import SekishoError
 from sekisho.identity.models import Account, AccountStatus
 from sekisho.identity.service import load_account
 from sekisho.sessions.models import Session
@@ -88,6 +89,20 @@ class SessionService:
                 write=True)
             session.last_seen_at = now
         return found
+
+    def require_recent(self, session: Session) -> None:
+        """Sensitive changes need a password entered within ``step_up_max_age_seconds``
+        (ASVS 6.2.3): a stolen session cookie alone must not take over the account."""
+        age = self._clock.now() - session.authenticated_at
+        if age > timedelta(seconds=self._settings.step_up_max_age_seconds):
+            raise SekishoError("auth.step_up_required", extra={
+                "methods": ["password"], "reauthenticate": "/api/v1/session/reauthenticate"})
+
+    def reauthenticated(self, conn: Connection, session_id: int) -> None:
+        """The member entered their password again in this session."""
+        sessions = Session.__table__
+        conn.execute(update(sessions).where(sessions.c.id == session_id)
+                     .values(authenticated_at=self._clock.now()))
 
     async def end(self, db: AsyncSession, session: Session, reason: str) -> None:
         await self._end(db, [session.id], reason)

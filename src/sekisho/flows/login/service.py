@@ -45,7 +45,8 @@ from sekisho.sessions.models import Session
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
-    token: str
+    token: str | None
+    """The new session's token (``None`` when an existing session was re-authenticated)."""
     account: Account
     reference: str
     device_cookie: str
@@ -69,8 +70,24 @@ class LoginFlow:
         async with core.hasher.admitted():
             return await self._login(ident, secret, ctx, device_cookie)
 
+    async def reauthenticate(self, *, session: Session, account: Account, password: str,
+                             ctx: RequestContext, device_cookie: str | None) -> LoginResult:
+        """Step-up: the member of a live session enters the password again.
+
+        The same path as a login by member ID (lanes, failure cap, typo corrections), so a
+        stolen session cannot be used to guess the password faster than a login could.
+        """
+        core = self.core
+        secret = normalise_password(password)
+        if not secret:
+            raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
+        await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
+        async with core.hasher.admitted():
+            return await self._login(core.accounts.identify(account.member_id), secret, ctx,
+                                     device_cookie, session=session)
+
     async def _login(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
-                     device_cookie: str | None) -> LoginResult:
+                     device_cookie: str | None, session: Session | None = None) -> LoginResult:
         core = self.core
         match = await core.db.run(lambda conn: core.accounts.lookup(conn, ident))
         account = match.account if match else None
@@ -104,7 +121,7 @@ class LoginFlow:
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
         return await self._signed_in(match, ident, ctx, trusted=device is not None,
-                                     correction=correction, new_hash=new_hash)
+                                     correction=correction, new_hash=new_hash, session=session)
 
     async def _admit(self, ident: NormalisedIdentifier, account: Account | None,
                      device: DeviceCookie | None, ctx: RequestContext) -> Attempt:
@@ -121,15 +138,17 @@ class LoginFlow:
             await self._refuse(error, ident.value, account, ctx)
 
     async def _signed_in(self, match: Match, ident: NormalisedIdentifier, ctx: RequestContext,
-                         *, trusted: bool, correction: str | None,
-                         new_hash: str | None) -> LoginResult:
-        """A new session, recorded with the login event in one unit of plain statements."""
+                         *, trusted: bool, correction: str | None, new_hash: str | None,
+                         session: Session | None) -> LoginResult:
+        """A new session (or ``session`` re-authenticated), recorded with the event in one
+        unit of plain statements."""
         core = self.core
         account = match.account
         notices = self._notices(match, correction)
-        token, session_row = core.sessions.new(account.id, ctx)
+        token, session_row = core.sessions.new(account.id, ctx) if session is None else (None, {})
         event_row = core.events.values(
-            kind=EventKind.LOGIN, outcome=OK, ctx=ctx, account_id=account.id,
+            kind=EventKind.LOGIN if session is None else EventKind.REAUTHENTICATION,
+            outcome=OK, ctx=ctx, account_id=account.id,
             identifier=ident.value,
             detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
                     "trusted_device": trusted, "correction": correction,
@@ -143,7 +162,10 @@ class LoginFlow:
             if new_hash:
                 conn.execute(update(accounts).where(accounts.c.id == account.id)
                              .values(password_hash=new_hash))
-            conn.execute(insert(Session.__table__).values(session_row))
+            if session is None:
+                conn.execute(insert(Session.__table__).values(session_row))
+            else:
+                core.sessions.reauthenticated(conn, session.id)
             conn.execute(insert(AuthEvent.__table__).values(event_row))
 
         await core.db.run(record, write=True)

@@ -23,6 +23,7 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link
 from sekisho.guard.limits import Action
+from sekisho.identity.masking import mask_email
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_code, normalise_password
 from sekisho.identity.service import context_words
@@ -64,36 +65,60 @@ class RecoveryFlow:
             # not differ from an unknown identifier's.
             outcome = "cooldown" if core.challenges.resend_wait(latest) else OK
         if account is not None and outcome == OK:
-            await mail_code_and_link(
+            lifetime = core.settings.reset_lifetime_seconds
+            issued = await mail_code_and_link(
                 core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
-                path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
+                path="/recovery/reset", lifetime_seconds=lifetime,
                 requested_at=core.local_time(core.clock.now()))
+            phone = account.identifier(IdentifierKind.PHONE)
+            if phone is not None:
+                # The same code and link by SMS: a member whose mailbox is out of reach
+                # (a lost password to it, a full inbox) can still recover.
+                await core.notifier.sms(
+                    db, to=phone.value, template="sms_reset", locale=account.locale,
+                    account_id=account.id,
+                    context={"code": issued.code, "minutes": lifetime // 60,
+                             "link": f"{core.settings.base_url}/recovery/reset?token="
+                                     f"{issued.token}"})
         await core.events.record(db, kind=EventKind.RECOVERY_REQUEST, outcome=outcome, ctx=ctx,
                                  account_id=account.id if account else None,
                                  identifier=identifier)
 
-    async def remind_id(self, *, email: str, ctx: RequestContext) -> None:
-        """Forgot login ID: mail the member ID, the card's last 4 digits and the address to
-        the account registered with ``email``, if there is one. Same answer either way."""
+    async def remind_id(self, *, contact: str, ctx: RequestContext) -> None:
+        """Forgot login ID: send the member ID, the card's last 4 digits and the address to
+        the email address or phone number given, if an account has it. Same answer either way.
+
+        By SMS the email address is masked: a reassigned number must not learn it.
+        """
         core = self.core
-        address = core.accounts.email_address(email)
-        await core.limiter.hit(Action.ID_REMINDER, ip=ctx.ip, key=address.value)
+        ident = core.accounts.identify(contact)
+        if ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE):
+            raise SekishoError("request.invalid", field="contact",
+                               params={"reason": "email_or_phone"})
+        await core.limiter.hit(Action.ID_REMINDER, ip=ctx.ip, key=ident.value)
         async with core.db.transaction() as db:
-            match = await core.accounts.find(db, address)
+            match = await core.accounts.find(db, ident)
             account = match.account if match else None
             if account is not None:
                 card = account.identifier(IdentifierKind.CARD)
-                await core.notifier.email(
-                    db, to=account.email, template="login_id_reminder", locale=account.locale,
-                    account_id=account.id,
-                    context={"display_name": account.display_name,
-                             "member_id": account.member_id, "email": account.email,
-                             "card_last4": card.value[-4:] if card else None,
-                             "login_url": f"{core.settings.base_url}/login"})
+                facts = {"display_name": account.display_name, "member_id": account.member_id,
+                         "card_last4": card.value[-4:] if card else None,
+                         "login_url": f"{core.settings.base_url}/login"}
+                if ident.kind == IdentifierKind.EMAIL:
+                    await core.notifier.email(
+                        db, to=account.email, template="login_id_reminder",
+                        locale=account.locale, account_id=account.id,
+                        context={**facts, "email": account.email})
+                else:
+                    await core.notifier.sms(
+                        db, to=ident.value, template="sms_login_id", locale=account.locale,
+                        account_id=account.id,
+                        context={**facts, "email_masked": mask_email(account.email)})
             await core.events.record(db, kind=EventKind.ID_REMINDER,
                                      outcome=OK if account else "unknown", ctx=ctx,
                                      account_id=account.id if account else None,
-                                     identifier=address.value)
+                                     identifier=ident.value,
+                                     detail={"channel": ident.kind.value})
 
     async def open_link(self, *, token: str, ctx: RequestContext) -> str:
         """A reset link was opened: if it is still usable, trust this browser.
