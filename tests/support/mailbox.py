@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,28 @@ class Mail:
         return url.split("token=", 1)[1]
 
 
+@dataclass
+class Sms:
+    to: str
+    text: str
+
+    @property
+    def code(self) -> str:
+        found = CODE.findall(self.text)
+        assert found, f"no code in SMS: {self.text!r}"
+        return found[0]
+
+    def link(self, containing: str) -> str:
+        for url in LINK.findall(self.text):
+            if containing in url:
+                return url
+        raise AssertionError(f"no link with {containing!r} in {self.text!r}")
+
+    @property
+    def token(self) -> str:
+        return self.link("token=").split("token=", 1)[1]
+
+
 class Mailbox:
     def __init__(self, worker: OutboxWorker, directory: Path) -> None:
         self._worker = worker
@@ -63,6 +86,20 @@ class Mailbox:
         mails = await self.to(address)
         assert mails, f"no mail for {address}"
         return mails[-1]
+
+    async def texts(self, number: str | None = None) -> list[Sms]:
+        """SMS delivered to the file outbox (``*-sms.json``), oldest first; to ``number``
+        (E.164) only, if given."""
+        await self.deliver()
+        if not self._dir.exists():
+            return []
+        found = [json.loads(p.read_text()) for p in sorted(self._dir.glob("*.json"))]
+        return [Sms(m["to"], m["body"]) for m in found if number is None or m["to"] == number]
+
+    async def last_text(self, number: str) -> Sms:
+        texts = await self.texts(number)
+        assert texts, f"no SMS for {number}"
+        return texts[-1]
 
     def _parse(self, path: Path) -> Mail:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
