@@ -45,12 +45,14 @@ async def test_unknown_address_gets_the_same_answer_and_no_mail(client, factory,
     assert outcomes == ["ok", "unknown"]
 
 
-async def test_not_an_email_address_is_refused_and_sends_nothing(client, factory, mailbox):
+async def test_neither_an_address_nor_a_number_is_refused_and_sends_nothing(client, factory,
+                                                                              mailbox):
     member = await factory.member()
     answer = await remind(client, member.member_id)
     assert answer.status_code == 422
-    assert answer.json()["error"]["code"] == "request.invalid"
-    assert answer.json()["error"]["field"] == "email"
+    error = answer.json()["error"]
+    assert (error["code"], error["field"], error["reason"]) == (
+        "request.invalid", "contact", "email_or_phone")
     assert await mailbox.all() == []
 
 
@@ -67,7 +69,7 @@ async def test_one_address_cannot_be_flooded(app, factory, mailbox):
 
 async def test_page_sends_it_and_says_so(client, factory, mailbox):
     member = await factory.member()
-    done = await submit(client, "/recovery/id", "/recovery/id", {"email": member.email})
+    done = await submit(client, "/recovery/id", "/recovery/id", {"contact": member.email})
     assert done.status_code == 303
     shown = await client.get(done.headers["location"])
     assert 'data-notice="id_reminder_sent"' in shown.text
