@@ -17,7 +17,11 @@ from sekisho.flows.schemas import (
     TokenIn,
 )
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.cookies import clear_session_cookie, known_device_cookie, set_known_device_cookie
+from sekisho.web.cookies import (
+    clear_session_cookie,
+    known_device_cookie,
+    set_known_device_cookie,
+)
 from sekisho.web.deps import ctx, require_json, require_session
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json)])

@@ -12,7 +12,11 @@ from sekisho.account.service import account_view
 from sekisho.errors import SekishoError
 from sekisho.identity.masking import display_phone
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.cookies import clear_session_cookie, known_device_cookie, set_known_device_cookie
+from sekisho.web.cookies import (
+    clear_session_cookie,
+    known_device_cookie,
+    set_known_device_cookie,
+)
 from sekisho.web.deps import optional_session
 from sekisho.web.forms import error_view, form_data, handle_form, redirect
 
