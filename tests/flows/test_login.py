@@ -7,6 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 from support.factories import DEFAULT_PASSWORD
+from support.pages import csrf_of, submit
 
 from sekisho.events.models import AuthEvent
 from sekisho.identity.models import Account, AccountStatus
@@ -75,6 +76,19 @@ async def test_account_state_is_told_only_after_the_right_password(client, facto
         assert right.json()["error"]["code"] == code
     resend = (await login(client, unverified.email)).json()["error"]["resend"]
     assert resend == "/api/v1/verifications/email/resend"
+
+
+async def test_unverified_member_resends_the_code_with_one_press(client, factory, mailbox):
+    member = await factory.member(verified=False)
+    page = await submit(client, "/login", "/login",
+                        {"identifier": member.member_id, "password": member.password})
+    assert page.status_code == 403
+    assert 'data-code="account.unverified"' in page.text
+    assert 'data-form="verify-resend"' in page.text
+    pressed = await client.post("/verify/resend", data={
+        "csrf_token": csrf_of(page.text), "email": member.email})
+    assert pressed.status_code == 303
+    assert (await mailbox.last(member.email)).template == "verify_email"
 
 
 async def test_old_card_number_logs_in_and_names_the_new_card(client, factory, core):

@@ -114,9 +114,12 @@ class LoginFlow:
             if account.status == status:
                 await self._refuse(SekishoError(code), ident.value, account, ctx)
         if not account.is_verified:
+            # The password was right, so this is the owner: name the address to confirm, so
+            # one press resends the code whichever identifier they logged in with.
             await self._refuse(
                 SekishoError("account.unverified",
-                             extra={"resend": "/api/v1/verifications/email/resend"}),
+                             extra={"resend": "/api/v1/verifications/email/resend",
+                                    "email": account.email}),
                 ident.value, account, ctx)
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
