@@ -170,9 +170,12 @@ class ContactChanges:
                                 Purpose.PHONE_VERIFY):
                     await core.challenges.supersede(db, account.id, purpose)
                 ended = await core.sessions.end_all(db, account.id, "contact_reverted")
+                # To the old address even if it could not be restored (someone registered it
+                # since, which only its owner can have done): never to the changed one.
                 await mail_code_and_link(
                     core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
                     path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
+                    to=old if kind == _EMAIL else None,
                     requested_at=core.local_time(core.clock.now()))
                 await core.events.record(db, kind=EventKind.CONTACT_REVERT, outcome=OK, ctx=ctx,
                                          account_id=account.id,
