@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sekisho.db import Base, BigId, UTCDateTime
@@ -47,6 +47,10 @@ class Account(Base):
     """Consecutive failed password checks across every lane since the last success."""
     password_login_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Set when ``failed_logins`` reaches the cap; cleared by a completed password reset."""
+    new_device_notice: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Mail the member when a browser they never used logs in (they may turn it off)."""
+    devices_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Device cookies issued before this are no longer trusted ("this wasn't me")."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
