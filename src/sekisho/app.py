@@ -17,6 +17,7 @@ from sekisho.account.routes_api import router as account_api
 from sekisho.account.routes_html import router as account_pages
 from sekisho.account.service import AccountSettings
 from sekisho.clock import Clock, TokenSource
+from sekisho.context import describe_user_agent
 from sekisho.core import Core, build_core
 from sekisho.db import Database
 from sekisho.errors import handler as error_handler
@@ -59,6 +60,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         task = None
         # What start-up built (modules, templates, word lists) lives as long as the process:
         # moved out of the collector's sight, full collections stay short under load.
+        # Loaded now rather than by the first mail, which would stall the event loop ~0.1 s
+        # each: the compiled mail templates and the user-agent tables.
+        core.notifier.renderer.preload()
+        describe_user_agent("Mozilla/5.0")
         gc.collect()
         gc.freeze()
         if settings.run_outbox_worker:

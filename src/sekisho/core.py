@@ -21,6 +21,8 @@ from sekisho.guard.lockout import (
 from sekisho.identity.service import AccountService
 from sekisho.methods.password.hashing import PasswordHasher
 from sekisho.methods.password.policy import PasswordPolicy
+from sekisho.methods.recovery_codes import RecoveryCodeHasher
+from sekisho.methods.totp import Totp
 from sekisho.notify.service import Notifier
 from sekisho.sessions.service import SessionService
 from sekisho.settings import Settings
@@ -44,6 +46,8 @@ class Core:
     limiter: RateLimiter
     lockout: LockoutGuard
     devices: DeviceCookies
+    totp: Totp
+    recovery_codes: RecoveryCodeHasher
 
     async def close(self) -> None:
         await self.lockout.store.close()
@@ -90,4 +94,6 @@ def build_core(settings: Settings, clock: Clock | None = None,
             RedisLaneStore(settings.redis_url) if settings.redis_url else MemoryLaneStore(clock),
             clock),
         devices=DeviceCookies(secret, clock, tokens, settings.device_cookie_lifetime_seconds),
+        totp=Totp(secret, clock, issuer=settings.service_name),
+        recovery_codes=RecoveryCodeHasher(secret),
     )

@@ -3,11 +3,11 @@
 from sekisho.codes.models import Challenge
 from sekisho.db import Base
 from sekisho.events.models import AuthEvent
-from sekisho.flows.login.models import LoginFlow
+from sekisho.flows.login.models import PendingLogin
 from sekisho.identity.models import Account, Identifier
 from sekisho.methods.models import Authenticator, RecoveryCode
 from sekisho.notify.models import OutboxMessage
 from sekisho.sessions.models import Session
 
 __all__ = ["Account", "AuthEvent", "Authenticator", "Base", "Challenge", "Identifier",
-           "LoginFlow", "OutboxMessage", "RecoveryCode", "Session"]
+           "OutboxMessage", "PendingLogin", "RecoveryCode", "Session"]

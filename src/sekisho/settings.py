@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     """The "this wasn't me" link sent to the old address or number after a change: a week
     covers a member who reads mail rarely, after which the change stands."""
 
+    not_me_link_lifetime_seconds: int = Field(default=7 * 24 * 60 * 60, ge=1)
+    """The "this wasn't me" link in a new-device notice: a week, for members who read mail
+    rarely; pressing it needs no login."""
+
+    # --- second factors (NIST SP 800-63B §5.1.3-5.1.5, ASVS 6.5, 6.6) -----------------------
+    second_factor_flow_lifetime_seconds: int = Field(default=10 * 60, ge=1)
+    """Between a right password and the second factor: long enough to fetch the phone, short
+    enough that a half-finished login goes stale."""
+    second_factor_max_attempts: int = Field(default=10, ge=1)
+    """Wrong second-factor entries per login, counted apart from password failures; then the
+    login must start again. Ten leaves a 1 in 100,000 chance against a 6-digit code."""
+    sms_second_factor: bool = False
+    """Offer an SMS code as a second factor to members with a verified phone. Off by default:
+    NIST SP 800-63B §5.1.3.3 calls SMS a restricted authenticator (SIM swap, interception)."""
+
     # --- re-authentication (ASVS 6.2.3, NIST SP 800-63B §7.2) --------------------------------
     step_up_max_age_seconds: int = Field(default=10 * 60, ge=1)
     """Sensitive changes (email, phone) need a password entered within this many seconds;

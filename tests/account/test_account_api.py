@@ -66,4 +66,5 @@ async def test_events_of_an_account_newest_first(client, factory, core, clock):
     await signed_in(client, member)
     async with core.db.transaction() as db:
         events = await core.events.for_account(db, member.account_id)
-    assert [e.outcome for e in events] == ["ok", "login.invalid_credentials"]
+    assert [(e.kind, e.outcome) for e in events] == [
+        ("new_device_notice", "ok"), ("login", "ok"), ("login", "login.invalid_credentials")]

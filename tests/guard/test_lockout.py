@@ -77,7 +77,9 @@ async def test_owner_with_device_cookie_logs_in_through_a_thousand_attacks(
     assert owner_statuses == [200] * 100
     assert attacker_codes[:5] == ["login.invalid_credentials"] * 5
     assert set(attacker_codes[5:]) == {"login.throttled"}
-    assert await templates(mailbox, member.email) == ["login_locked"]
+    # One notice for the owner's first login from this browser, none for the 100 after it,
+    # and one lock mail however long the attack goes on.
+    assert await templates(mailbox, member.email) == ["new_device_login", "login_locked"]
 
 
 async def test_unknown_identifier_locks_exactly_like_a_known_one(app, factory, mailbox):

@@ -27,7 +27,7 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
-from sekisho.flows.challenge_mail import mail_code_and_link
+from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
 from sekisho.guard.limits import Action
 from sekisho.identity.masking import mask_email, mask_phone
 from sekisho.identity.models import Account, IdentifierKind
@@ -149,43 +149,35 @@ class ContactChanges:
         async with self.core.db.read() as db:
             await self.core.challenges.usable_link(db, Purpose.CONTACT_REVERT, token)
 
-    async def revert(self, *, token: str, ctx: RequestContext) -> Account:
+    async def revert(self, *, token: str, ctx: RequestContext) -> str:
         """Undo an email or phone change from the link sent to the old contact.
 
         Puts the old address or number back, cancels every other pending change and undo
         link, ends every session and mails a password reset link to the restored address:
-        whoever made the change probably knows the password.
+        whoever made the change probably knows the password. Returns the address that
+        reset link went to.
         """
         core = self.core
-        async with core.db.transaction() as db:
-            try:
-                challenge = await core.challenges.redeem_token(db, Purpose.CONTACT_REVERT, token)
-            except SekishoError as error:
-                failure = error
-            else:
-                account = await self._load(db, challenge.account_id)
-                kind, _, old = challenge.target.partition(":")
-                restored = await self._restore(db, account, kind, old, ctx)
-                for purpose in (Purpose.CONTACT_REVERT, Purpose.EMAIL_CHANGE,
-                                Purpose.PHONE_VERIFY):
-                    await core.challenges.supersede(db, account.id, purpose)
-                ended = await core.sessions.end_all(db, account.id, "contact_reverted")
-                # To the old address even if it could not be restored (someone registered it
-                # since, which only its owner can have done): never to the changed one.
-                await mail_code_and_link(
-                    core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
-                    path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
-                    to=old if kind == _EMAIL else None,
-                    requested_at=core.local_time(core.clock.now()))
-                await core.events.record(db, kind=EventKind.CONTACT_REVERT, outcome=OK, ctx=ctx,
-                                         account_id=account.id,
-                                         detail={"restored": kind, "complete": restored,
-                                                 "sessions_ended": ended})
-                return account
-            event = await core.events.record(db, kind=EventKind.CONTACT_REVERT,
-                                             outcome=failure.code, ctx=ctx)
-        failure.reference = event.reference
-        raise failure
+        async with redeemed_link(core, Purpose.CONTACT_REVERT, token, ctx,
+                                 EventKind.CONTACT_REVERT) as (db, challenge):
+            account = await self._load(db, challenge.account_id)
+            kind, _, old = challenge.target.partition(":")
+            restored = await self._restore(db, account, kind, old, ctx)
+            for purpose in (Purpose.CONTACT_REVERT, Purpose.EMAIL_CHANGE, Purpose.PHONE_VERIFY):
+                await core.challenges.supersede(db, account.id, purpose)
+            ended = await core.sessions.end_all(db, account.id, "contact_reverted")
+            # To the old address even if it could not be restored (someone registered it
+            # since, which only its owner can have done): never to the changed one.
+            reset_to = old if kind == _EMAIL else account.email
+            await mail_code_and_link(
+                core, db, account, purpose=Purpose.PASSWORD_RESET, template="password_reset",
+                path="/recovery/reset", lifetime_seconds=core.settings.reset_lifetime_seconds,
+                to=reset_to, requested_at=core.local_time(core.clock.now()))
+            await core.events.record(db, kind=EventKind.CONTACT_REVERT, outcome=OK, ctx=ctx,
+                                     account_id=account.id,
+                                     detail={"restored": kind, "complete": restored,
+                                             "sessions_ended": ended})
+        return reset_to
 
     async def _restore(self, db: AsyncSession, account: Account, kind: str, old: str,
                        ctx: RequestContext) -> bool:

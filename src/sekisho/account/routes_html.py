@@ -147,10 +147,10 @@ async def revert_page(request: Request) -> Response:
 @router.post("/account/revert")
 async def revert_submit(request: Request) -> Response:
     async def act(data: dict[str, str]) -> Response:
-        account = await request.app.state.flows.contact.revert(
+        reset_to = await request.app.state.flows.contact.revert(
             token=data.get("token", ""), ctx=request.state.facts.context())
         clear_session_cookie(request)
         return request.app.state.pages.render(request, "revert.html",
-                                              {"done": True, "email": account.email})
+                                              {"done": True, "email": reset_to})
 
     return await handle_form(request, "revert.html", act, keep=("token",))

@@ -20,6 +20,10 @@ class Purpose(StrEnum):
     PHONE_VERIFY = "phone_verify"
     """A code by SMS to a number being added; ``target`` is the number in E.164."""
     CONTACT_REVERT = "contact_revert"
+    LOGIN_CODE = "login_code"
+    """An SMS code as the second factor of a login."""
+    NOT_ME = "not_me"
+    """"This wasn't me" in a new-device notice: locks everyone out until a password reset."""
     """"This wasn't me" after an email or phone change; ``target`` names what to restore
     (``email:<old address>``, ``phone:<old E.164>`` or ``phone:`` when a number was added)."""
 

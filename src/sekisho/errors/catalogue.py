@@ -82,6 +82,22 @@ _SPECS = [
        "Password login is disabled for this account.",
        "「パスワードを再設定」から新しいパスワードを設定すると、再びログインできます。",
        "Set a new password with \"Reset password\" to log in again."),
+    _e("login.flow_expired", 410,
+       "このログインの手続きは終了しました。",
+       "This login can no longer be completed.",
+       "時間切れか、確認コードの入力に続けて失敗しました。もう一度ログインしてください。",
+       "It timed out or had too many wrong codes. Please log in again."),
+    _e("second_factor.invalid_code", 400,
+       "コードが正しくありません。",
+       "The code is not correct.",
+       "認証アプリに今表示されているコード、または未使用のリカバリーコードを入力してください。端末の時刻が自動設定になっているかもご確認ください。",
+       "Enter the code your authenticator app shows now, or an unused recovery code. Check that "
+       "the device's clock is set automatically."),
+    _e("second_factor.not_found", 404,
+       "この認証方法は登録されていません。",
+       "This sign-in method is not registered.",
+       "アカウントのページで、登録済みの認証方法をご確認ください。",
+       "Check your registered sign-in methods on the account page.", public=False),
     # --- account --------------------------------------------------------------------------
     _e("account.unverified", 403,
        "メールアドレスの確認が完了していません。",
@@ -270,6 +286,14 @@ REASONS: dict[str, dict[str, str]] = {
     "wrong_length": {
         "ja": "{length}桁の数字を入力してください。",
         "en": "Enter the {length}-digit code.",
+    },
+    "not_a_recovery_code": {
+        "ja": "リカバリーコードは英数字13文字です(ハイフンや空白は入れても入れなくても構いません)。",
+        "en": "A recovery code has 13 letters and digits (hyphens and spaces are optional).",
+    },
+    "method_unavailable": {
+        "ja": "この方法は、このアカウントでは使えません。表示されている方法から選んでください。",
+        "en": "This method is not available for this account; choose one of those offered.",
     },
     "same_as_current": {
         "ja": "現在登録されているものと同じです。",

@@ -30,6 +30,10 @@ class EventKind(StrEnum):
     PHONE_CHANGE = "phone_change"
     PHONE_RELEASED = "phone_released"
     CONTACT_REVERT = "contact_revert"
+    SECOND_FACTOR = "second_factor"
+    NEW_DEVICE_NOTICE = "new_device_notice"
+    NOT_ME = "not_me"
+    NOTICE_SETTINGS = "notice_settings"
     REQUEST_REJECTED = "request_rejected"
     ACCOUNT_ADMIN = "account_admin"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -43,8 +44,10 @@ class DeviceCookies:
                   "iat": now, "exp": now + self.lifetime_seconds}
         return jwt.encode({"alg": "HS256"}, claims, self._key)
 
-    def read(self, value: str | None, account_id: int | None) -> DeviceCookie | None:
-        """The cookie if it is genuine, unexpired and bound to ``account_id``; else None."""
+    def read(self, value: str | None, account_id: int | None,
+             not_before: datetime | None = None) -> DeviceCookie | None:
+        """The cookie if it is genuine, unexpired, bound to ``account_id`` and issued at or
+        after ``not_before`` (the account forgot its devices then); else None."""
         if not value or account_id is None or len(value) > 1024:
             return None
         registry = jwt.JWTClaimsRegistry(
@@ -57,5 +60,7 @@ class DeviceCookies:
         except (JoseError, ValueError):
             return None
         if token.claims["sub"] != str(account_id):
+            return None
+        if not_before is not None and int(token.claims.get("iat", 0)) < int(not_before.timestamp()):
             return None
         return DeviceCookie(account_id, str(token.claims["jti"]))

@@ -8,6 +8,7 @@ plain text, and escaping them would put ``&amp;`` into a link or a name.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,9 @@ def resolve_locale(locale: str | None) -> str:
     return primary if primary in SUPPORTED_LOCALES else FALLBACK_LOCALE
 
 
+@functools.cache
 def _environment() -> Environment:
+    """One environment per process: its cache of compiled templates is shared by every app."""
     return Environment(
         # PackageLoader finds the directory through the installed package, so the templates
         # work from a wheel as well as from a source checkout (they ship as package data).
@@ -58,6 +61,12 @@ class MessageRenderer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._env = _environment()
+
+    def preload(self) -> None:
+        """Compile every template now (about 0.1 s, once per process), so the first mail of
+        a kind does not stall the event loop that enqueues it."""
+        for name in self._env.list_templates():
+            self._env.get_template(name)
 
     def render(self, template: str, locale: str, context: dict[str, Any]) -> RenderedMessage:
         """Render ``template`` in ``locale`` (unknown locales fall back to ``ja``).

@@ -31,7 +31,7 @@ class Notifier:
         self, settings: Settings, clock: Clock, renderer: MessageRenderer | None = None
     ) -> None:
         self._clock = clock
-        self._renderer = renderer or MessageRenderer(settings)
+        self.renderer = renderer or MessageRenderer(settings)
         self.on_enqueue: Callable[[], None] | None = None
 
     async def email(
@@ -74,7 +74,7 @@ class Notifier:
     ) -> OutboxMessage:
         _check_recipient(to)
         lang = resolve_locale(locale)
-        rendered = self._renderer.render(template, lang, context)
+        rendered = self.renderer.render(template, lang, context)
         now = self._clock.now()
         message = OutboxMessage(
             channel=channel,

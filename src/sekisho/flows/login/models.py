@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sekisho.db import Base, BigId, UTCDateTime
 
 
-class LoginFlow(Base):
+class PendingLogin(Base):
     """The second-factor stage: the first factor passed, the session is not made yet.
 
     The member holds the token (its SHA-256 is stored). The flow dies after its lifetime,

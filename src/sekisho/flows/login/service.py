@@ -22,42 +22,53 @@ connection (or SQLite's write lock) while argon2 runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sekisho.account.alarm import NewDeviceAlarm
 from sekisho.codes.models import Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, AuthEvent, EventKind
-from sekisho.flows.challenge_mail import mail_code_and_link
+from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
+from sekisho.flows.login.models import PendingLogin
 from sekisho.guard.devices import DeviceCookie
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
+from sekisho.methods.second_factors import SecondFactors
 from sekisho.sessions.models import Session
+from sekisho.sessions.service import token_hash
 
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     token: str | None
-    """The new session's token (``None`` when an existing session was re-authenticated)."""
+    """The new session's token (``None`` when a second factor is due, or an existing
+    session was re-authenticated)."""
     account: Account
     reference: str
-    device_cookie: str
+    device_cookie: str | None
     """A fresh device cookie for this browser (OWASP: reissued at every login)."""
     notices: list[dict[str, Any]] = field(default_factory=list)
     """Things to tell the member now that they proved who they are (card replaced, ...)."""
+    flow: str | None = None
+    """The second-factor stage's token, when the account has a second factor."""
+    methods: list[str] = field(default_factory=list)
+    """The methods that can finish that stage."""
 
 
 class LoginFlow:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.alarm = NewDeviceAlarm(core)
+        self.factors = SecondFactors(core)
 
     async def login(self, *, identifier: str, password: str, ctx: RequestContext,
                     device_cookie: str | None = None) -> LoginResult:
@@ -89,12 +100,18 @@ class LoginFlow:
     async def _login(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
                      device_cookie: str | None, session: Session | None = None) -> LoginResult:
         core = self.core
-        match = await core.db.run(lambda conn: core.accounts.lookup(conn, ident))
+
+        def find(conn: Connection) -> tuple[Match | None, list[str]]:
+            found = core.accounts.lookup(conn, ident)
+            return found, self.factors.methods(conn, found.account) if found else []
+
+        match, methods = await core.db.run(find)
         account = match.account if match else None
         if account is not None and account.password_login_disabled_at is not None:
             # Past the failure cap nothing is guessed any more; only a reset reopens it.
             await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
-        device = core.devices.read(device_cookie, account.id if account else None)
+        device = core.devices.read(device_cookie, account.id if account else None,
+                                   account.devices_reset_at if account else None)
         attempt = await self._admit(ident, account, device, ctx)
         try:
             corrections = (core.policy.corrections(secret)
@@ -124,7 +141,8 @@ class LoginFlow:
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
         return await self._signed_in(match, ident, ctx, trusted=device is not None,
-                                     correction=correction, new_hash=new_hash, session=session)
+                                     correction=correction, new_hash=new_hash, session=session,
+                                     methods=methods)
 
     async def _admit(self, ident: NormalisedIdentifier, account: Account | None,
                      device: DeviceCookie | None, ctx: RequestContext) -> Attempt:
@@ -142,20 +160,30 @@ class LoginFlow:
 
     async def _signed_in(self, match: Match, ident: NormalisedIdentifier, ctx: RequestContext,
                          *, trusted: bool, correction: str | None, new_hash: str | None,
-                         session: Session | None) -> LoginResult:
-        """A new session (or ``session`` re-authenticated), recorded with the event in one
-        unit of plain statements."""
+                         session: Session | None, methods: list[str]) -> LoginResult:
+        """The first factor passed: a new session, or the second-factor stage when the
+        account has one, or ``session`` re-authenticated. Recorded with its event in one unit
+        of plain statements."""
         core = self.core
         account = match.account
         notices = self._notices(match, correction)
-        token, session_row = core.sessions.new(account.id, ctx) if session is None else (None, {})
-        event_row = core.events.values(
-            kind=EventKind.LOGIN if session is None else EventKind.REAUTHENTICATION,
-            outcome=OK, ctx=ctx, account_id=account.id,
-            identifier=ident.value,
-            detail={"identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
-                    "trusted_device": trusted, "correction": correction,
-                    "notices": [n["code"] for n in notices]})
+        detail: dict[str, Any] = {
+            "identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
+            "trusted_device": trusted, "correction": correction,
+            "notices": [n["code"] for n in notices]}
+        token = flow = None
+        if session is not None:
+            kind, outcome = EventKind.REAUTHENTICATION, OK
+            row: dict[str, Any] = {}
+        elif methods:
+            kind, outcome = EventKind.LOGIN, "second_factor_required"
+            flow, row = self._flow(account.id, {**detail, "notice_list": notices})
+        else:
+            kind, outcome = EventKind.LOGIN, OK
+            token, row = core.sessions.new(account.id, ctx)
+        event_row = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
+                                       account_id=account.id, identifier=ident.value,
+                                       detail=detail)
 
         def record(conn: Connection) -> None:
             accounts = Account.__table__
@@ -165,15 +193,109 @@ class LoginFlow:
             if new_hash:
                 conn.execute(update(accounts).where(accounts.c.id == account.id)
                              .values(password_hash=new_hash))
-            if session is None:
-                conn.execute(insert(Session.__table__).values(session_row))
-            else:
+            if session is not None:
                 core.sessions.reauthenticated(conn, session.id)
+            else:
+                table = PendingLogin.__table__ if flow else Session.__table__
+                conn.execute(insert(table).values(row))
             conn.execute(insert(AuthEvent.__table__).values(event_row))
 
         await core.db.run(record, write=True)
+        if flow is not None:
+            return LoginResult(None, account, event_row["reference"], None, flow=flow,
+                               methods=methods)
+        if session is None and not trusted:
+            await self.alarm.notify(account, ctx)
         return LoginResult(token, account, event_row["reference"],
                            core.devices.issue(account.id), notices)
+
+    def _flow(self, account_id: int, detail: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A new second-factor stage: its token and row."""
+        core = self.core
+        now = core.clock.now()
+        token = core.tokens.token(32)
+        return token, {
+            "account_id": account_id, "token_hash": token_hash(token), "created_at": now,
+            "expires_at": now + timedelta(
+                seconds=core.settings.second_factor_flow_lifetime_seconds),
+            "failed_attempts": 0, "detail": detail}
+
+    async def second_factor(self, *, flow: str, method: str, code: str,
+                            ctx: RequestContext) -> LoginResult:
+        """Finish a login with a second factor. Wrong entries count in the flow's own lane
+        (``second_factor_max_attempts``), apart from password failures; then it is dead."""
+        core = self.core
+        await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
+        async with core.db.transaction() as db:
+            stage, account = await self._stage(db, flow)
+            if method not in await self._methods(db, account):
+                raise SekishoError("request.invalid", field="method",
+                                   params={"reason": "method_unavailable"})
+            error = None
+            if not await self.factors.check(db, account, method, code):
+                error = await self._wrong_second_factor(db, stage)
+            elif not await self._complete(db, stage):
+                error = SekishoError("login.flow_expired")
+            detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
+                      "second_factor": method}
+            if error is None:
+                token, row = core.sessions.new(account.id, ctx)
+                await db.execute(insert(Session).values(row))
+            event = await core.events.record(db, kind=EventKind.LOGIN,
+                                             outcome=error.code if error else OK, ctx=ctx,
+                                             account_id=account.id, detail=detail)
+        if error is not None:
+            error.reference = event.reference
+            raise error
+        if not stage.detail.get("trusted_device"):
+            await self.alarm.notify(account, ctx)
+        return LoginResult(token, account, event.reference, core.devices.issue(account.id),
+                           stage.detail.get("notice_list", []))
+
+    async def send_login_code(self, *, flow: str, ctx: RequestContext) -> None:
+        """Text a login code for an open second-factor stage (where SMS is offered)."""
+        core = self.core
+        await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=f"flow:{token_hash(flow)}")
+        async with core.db.transaction() as db:
+            _, account = await self._stage(db, flow)
+            await self.factors.send_sms(db, account)
+
+    async def _stage(self, db: AsyncSession, flow: str) -> tuple[PendingLogin, Account]:
+        """The open second-factor stage behind ``flow``, or ``login.flow_expired``."""
+        core = self.core
+        stage = await db.scalar(select(PendingLogin).where(PendingLogin.token_hash == token_hash(flow)))
+        if (stage is None or stage.completed_at is not None
+                or stage.expires_at <= core.clock.now()
+                or stage.failed_attempts >= core.settings.second_factor_max_attempts):
+            raise SekishoError("login.flow_expired")
+        account = await db.get(Account, stage.account_id)
+        assert account is not None
+        return stage, account
+
+    async def _methods(self, db: AsyncSession, account: Account) -> list[str]:
+        conn = await db.connection()
+        return await conn.run_sync(lambda sync: self.factors.methods(sync, account))
+
+    async def _wrong_second_factor(self, db: AsyncSession, stage: PendingLogin) -> SekishoError:
+        """Count the wrong entry in the flow (in the database: concurrent ones all count)."""
+        spent = int(await db.scalar(
+            update(PendingLogin).where(PendingLogin.id == stage.id)
+            .values(failed_attempts=PendingLogin.failed_attempts + 1)
+            .returning(PendingLogin.failed_attempts)
+            .execution_options(synchronize_session=False)) or 0)
+        left = self.core.settings.second_factor_max_attempts - spent
+        if left <= 0:
+            return SekishoError("login.flow_expired")
+        return SekishoError("second_factor.invalid_code", field="code",
+                            extra={"attempts_left": left})
+
+    async def _complete(self, db: AsyncSession, stage: PendingLogin) -> bool:
+        """Close the stage; of two racing completions exactly one gets True."""
+        result = await db.execute(
+            update(PendingLogin).where(PendingLogin.id == stage.id, PendingLogin.completed_at.is_(None))
+            .values(completed_at=self.core.clock.now())
+            .execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def unlock(self, *, token: str, ctx: RequestContext) -> str:
         """Use a lock mail's "unlock this browser" link: a device cookie for this browser.
@@ -182,16 +304,11 @@ class LoginFlow:
         lock stays locked out. Returns the new device cookie.
         """
         core = self.core
-        async with core.db.transaction() as db:
-            try:
-                challenge = await core.challenges.redeem_token(db, Purpose.UNLOCK, token)
-            except SekishoError as error:
-                failure = error
-            else:
-                await core.events.record(db, kind=EventKind.UNLOCK, outcome=OK, ctx=ctx,
-                                         account_id=challenge.account_id)
-                return core.devices.issue(challenge.account_id)
-        await self._refuse(failure, None, None, ctx, kind=EventKind.UNLOCK)
+        async with redeemed_link(core, Purpose.UNLOCK, token, ctx, EventKind.UNLOCK) as (
+                db, challenge):
+            await core.events.record(db, kind=EventKind.UNLOCK, outcome=OK, ctx=ctx,
+                                     account_id=challenge.account_id)
+        return core.devices.issue(challenge.account_id)
 
     async def _failed(self, attempt: Attempt, identifier: str, account: Account | None,
                       ctx: RequestContext, *, trusted: bool) -> NoReturn:
