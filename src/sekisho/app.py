@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from sekisho import __version__
 from sekisho.account.contact import ContactChanges
+from sekisho.account.routes_activity import router as account_activity
 from sekisho.account.routes_api import router as account_api
 from sekisho.account.routes_html import router as account_pages
 from sekisho.account.service import AccountSettings
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))
     error_handler.install(app)
-    for router in (flow_api, account_api, flow_pages, account_pages, status_routes, static_router()):
+    for router in (flow_api, account_api, account_activity, flow_pages, account_pages, status_routes, static_router()):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
                        cookies=app.state.cookies)

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     """12 hours, the NIST AAL2 bound on a session's whole life."""
     session_touch_interval_seconds: int = 60
     """Write ``last_seen`` at most this often per session, so reads do not become writes."""
+    login_history_days: int = Field(default=90, ge=1)
+    """How far back the account page and ``GET /api/v1/account/history`` show logins and
+    refused attempts (at most 100 entries): enough to notice someone else trying, without
+    keeping old IP addresses in front of the member for longer than that helps."""
 
     # --- codes and links (NIST SP 800-63B §5.1.3, ASVS 6.5.4, 6.5.5) -------------------------
     code_length: int = 6

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from sekisho.account.service import account_view, session_view
+from sekisho.account.service import account_view, authenticator_view, session_view
 from sekisho.context import RequestContext
 from sekisho.flows.schemas import (
     CodeIn,
     EmailChangeIn,
+    FactorNameIn,
+    NoticesIn,
     PhoneChangeIn,
     ReauthenticateIn,
     TokenIn,
@@ -90,3 +92,88 @@ async def revert_change(body: TokenIn, request: Request,
     await _flows(request).contact.revert(token=body.token, ctx=context)
     clear_session_cookie(request)
     return {"status": "reverted", "next": "recovery"}
+
+
+@router.get("/session/recent")
+async def recent_authentication(request: Request,
+                                active: ActiveSession = Depends(require_session),
+                                max_age: int | None = Query(default=None, ge=1),
+                                ) -> dict[str, Any]:
+    """For relying services before a payment: 200 if the member authenticated within
+    ``max_age`` seconds (default ``step_up_max_age_seconds``), else
+    ``403 auth.step_up_required`` naming how to re-authenticate."""
+    request.app.state.core.sessions.require_recent(active.session, max_age)
+    return {"status": "recent", "authenticated_at": active.session.authenticated_at.isoformat()}
+
+
+@router.post("/account/not-me")
+async def not_me(body: TokenIn, request: Request,
+                 context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """"This wasn't me" from a new-device notice: no login needed. Ends every session,
+    forgets every trusted browser, stops password login and sends a reset link."""
+    await _flows(request).login.alarm.not_me(token=body.token, ctx=context)
+    clear_session_cookie(request)
+    return {"status": "secured", "next": "recovery"}
+
+
+@router.put("/account/notices")
+async def set_notices(body: NoticesIn, request: Request, context: RequestContext = Depends(ctx),
+                      active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    await _flows(request).account.set_notices(
+        account=active.account, new_device_login=body.new_device_login, ctx=context)
+    return {"notices": {"new_device_login": body.new_device_login}}
+
+
+@router.get("/account/second-factors")
+async def list_second_factors(request: Request,
+                              active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    factors = _flows(request).login.factors
+    async with request.app.state.core.db.read() as db:
+        enrolled = await factors.enrolled(db, active.account.id)
+        left = await factors.unused_recovery_codes(db, active.account.id)
+    return {"authenticators": [authenticator_view(a) for a in enrolled],
+            "recovery_codes_left": left}
+
+
+@router.post("/account/second-factors/totp", status_code=201)
+async def start_totp(body: FactorNameIn, request: Request,
+                     active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    """Enrol an authenticator app: scan ``qr_svg`` (or type ``secret_grouped``), then
+    confirm with its first code."""
+    request.app.state.core.sessions.require_recent(active.session)
+    authenticator_id, provisioning = await _flows(request).login.factors.start_totp(
+        active.account, body.name)
+    return {"id": authenticator_id, "secret": provisioning.secret,
+            "secret_grouped": provisioning.grouped, "otpauth_uri": provisioning.uri,
+            "qr_svg": provisioning.qr_svg,
+            "confirm": f"/api/v1/account/second-factors/totp/{authenticator_id}/confirm"}
+
+
+@router.post("/account/second-factors/totp/{authenticator_id}/confirm")
+async def confirm_totp(authenticator_id: int, body: CodeIn, request: Request,
+                       context: RequestContext = Depends(ctx),
+                       active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    """The app's first code. The first second factor comes with 10 recovery codes, shown
+    only in this answer."""
+    codes = await _flows(request).login.factors.confirm_totp(
+        active.account, authenticator_id, body.code, context)
+    return {"status": "confirmed", "recovery_codes": codes}
+
+
+@router.delete("/account/second-factors/{authenticator_id}", status_code=204)
+async def remove_second_factor(authenticator_id: int, request: Request,
+                               context: RequestContext = Depends(ctx),
+                               active: ActiveSession = Depends(require_session)) -> Response:
+    request.app.state.core.sessions.require_recent(active.session)
+    await _flows(request).login.factors.remove(active.account, authenticator_id, context)
+    return Response(status_code=204)
+
+
+@router.post("/account/recovery-codes")
+async def regenerate_recovery_codes(request: Request, context: RequestContext = Depends(ctx),
+                                    active: ActiveSession = Depends(require_session),
+                                    ) -> dict[str, Any]:
+    """A new set of 10 recovery codes, shown only in this answer; the old set stops working."""
+    request.app.state.core.sessions.require_recent(active.session)
+    codes = await _flows(request).login.factors.regenerate_codes(active.account, context)
+    return {"recovery_codes": codes}

@@ -13,6 +13,7 @@ from sekisho.events.models import OK, EventKind
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_password
 from sekisho.identity.service import context_words
+from sekisho.methods.models import Authenticator
 from sekisho.sessions.models import Session
 
 
@@ -28,7 +29,17 @@ def account_view(account: Account) -> dict[str, Any]:
         "card_last4": card.value[-4:] if card else None,
         "phone": phone.value if phone else None,
         "locale": account.locale,
+        "notices": {"new_device_login": account.new_device_notice},
         "created_at": account.created_at.isoformat(),
+    }
+
+
+def authenticator_view(authenticator: Authenticator) -> dict[str, Any]:
+    return {
+        "id": authenticator.id, "kind": authenticator.kind, "name": authenticator.name,
+        "created_at": authenticator.created_at.isoformat(),
+        "last_used_at": (authenticator.last_used_at.isoformat()
+                         if authenticator.last_used_at else None),
     }
 
 
@@ -55,6 +66,7 @@ class AccountSettings:
                               new: str, ctx: RequestContext) -> None:
         """Needs the current password (ASVS 6.2.3); ends the member's other sessions."""
         core = self.core
+        core.sessions.require_recent(session)
         new_secret = normalise_password(new)
         core.policy.check(new_secret, context_words=context_words(account))
         verdict = await core.hasher.verify(account.password_hash, normalise_password(current))
@@ -74,6 +86,19 @@ class AccountSettings:
             await core.events.record(db, kind=EventKind.PASSWORD_CHANGE, outcome=OK, ctx=ctx,
                                      account_id=account.id, detail={"sessions_ended": ended})
         await clear_lockout(core, fresh)
+
+
+    async def set_notices(self, *, account: Account, new_device_login: bool,
+                          ctx: RequestContext) -> None:
+        """The notices a member may turn off. Security notices (password, email, phone or
+        second factor changed) always go out."""
+        async with self.core.db.transaction() as db:
+            fresh = await db.get(Account, account.id)
+            assert fresh is not None
+            fresh.new_device_notice = new_device_login
+            await self.core.events.record(db, kind=EventKind.NOTICE_SETTINGS, outcome=OK,
+                                          ctx=ctx, account_id=account.id,
+                                          detail={"new_device_login": new_device_login})
 
 
 async def set_password(core: Core, db: AsyncSession, account: Account, new_hash: str,

@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 
 from sekisho.account.service import account_view, session_view
 from sekisho.context import RequestContext
+from sekisho.flows.login.service import LoginResult
 from sekisho.flows.schemas import (
+    FlowIn,
     IdReminderIn,
     LoginIn,
     PasswordChangeIn,
@@ -18,6 +20,7 @@ from sekisho.flows.schemas import (
     RegistrationIn,
     ResendIn,
     ResendLinkIn,
+    SecondFactorIn,
     UnlockIn,
     VerificationIn,
 )
@@ -77,11 +80,38 @@ async def resend_verification(body: ResendIn, request: Request,
 
 
 @router.post("/login")
-async def login(body: LoginIn, request: Request, response: Response,
+async def login(body: LoginIn, request: Request,
                 context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """The password stage. With a second factor enrolled, the answer is
+    ``{"next": "mfa", "flow", "methods"}``: finish at ``/api/v1/login/mfa``."""
     result = await _flows(request).login.login(
         identifier=body.identifier, password=body.password, ctx=context,
         device_cookie=known_device_cookie(request))
+    return _logged_in(request, result)
+
+
+@router.post("/login/mfa")
+async def login_second_factor(body: SecondFactorIn, request: Request,
+                              context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """The second-factor stage: ``method`` is one of the ``methods`` the login offered."""
+    result = await _flows(request).login.second_factor(
+        flow=body.flow, method=body.method, code=body.code, ctx=context)
+    return _logged_in(request, result)
+
+
+@router.post("/login/mfa/sms", status_code=202)
+async def login_sms_code(body: FlowIn, request: Request,
+                         context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """Text a login code, where the login offered ``sms``."""
+    await _flows(request).login.send_login_code(flow=body.flow, ctx=context)
+    return {"status": "code_sent"}
+
+
+def _logged_in(request: Request, result: LoginResult) -> dict[str, Any]:
+    if result.flow is not None:
+        return {"next": "mfa", "flow": result.flow, "methods": result.methods,
+                "reference": result.reference}
+    assert result.token is not None and result.device_cookie is not None
     set_session_cookie(request, result.token)
     set_known_device_cookie(request, result.device_cookie)
     return {"session_token": result.token, "account": account_view(result.account),

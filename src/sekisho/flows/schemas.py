@@ -80,3 +80,20 @@ class CodeIn(_Body):
 
 class TokenIn(_Body):
     token: str = Field(max_length=128)
+
+
+class FlowIn(_Body):
+    flow: str = Field(max_length=128)
+
+
+class SecondFactorIn(FlowIn):
+    method: str = Field(max_length=32)
+    code: str = Field(max_length=64)
+
+
+class NoticesIn(_Body):
+    new_device_login: bool
+
+
+class FactorNameIn(_Body):
+    name: str = Field(default="", max_length=64)

@@ -90,11 +90,12 @@ class SessionService:
             session.last_seen_at = now
         return found
 
-    def require_recent(self, session: Session) -> None:
-        """Sensitive changes need a password entered within ``step_up_max_age_seconds``
-        (ASVS 6.2.3): a stolen session cookie alone must not take over the account."""
+    def require_recent(self, session: Session, max_age: int | None = None) -> None:
+        """Sensitive changes need a password entered within ``max_age`` seconds (default
+        ``step_up_max_age_seconds``; ASVS 6.2.3): a stolen session cookie alone must not
+        take over the account."""
         age = self._clock.now() - session.authenticated_at
-        if age > timedelta(seconds=self._settings.step_up_max_age_seconds):
+        if age > timedelta(seconds=max_age or self._settings.step_up_max_age_seconds):
             raise SekishoError("auth.step_up_required", extra={
                 "methods": ["password"], "reauthenticate": "/api/v1/session/reauthenticate"})
 
