@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from sekisho.account.service import account_view
+from sekisho.account.service import account_view, authenticator_view
 from sekisho.errors import SekishoError
 from sekisho.identity.masking import display_phone
 from sekisho.sessions.service import ActiveSession
@@ -26,12 +26,17 @@ router = APIRouter(include_in_schema=False)
 _PENDING = {"email", "phone"}
 
 
-def _view(request: Request, active: ActiveSession) -> dict[str, Any]:
+async def _view(request: Request, active: ActiveSession) -> dict[str, Any]:
+    core = request.app.state.core
     view = account_view(active.account)
     if view["phone"]:
-        view["phone"] = display_phone(view["phone"],
-                                      request.app.state.core.settings.phone_default_region)
-    return {"account": view}
+        view["phone"] = display_phone(view["phone"], core.settings.phone_default_region)
+    factors = request.app.state.flows.login.factors
+    async with core.db.read() as db:
+        enrolled = await factors.enrolled(db, active.account.id)
+        codes_left = await factors.unused_recovery_codes(db, active.account.id)
+    return {"account": view, "factors": [authenticator_view(a) for a in enrolled],
+            "recovery_codes_left": codes_left}
 
 
 @router.get("/account")
@@ -41,7 +46,7 @@ async def account_page(request: Request,
         return redirect("/login", next="/account")
     pending = request.query_params.get("pending")
     return request.app.state.pages.render(request, "account.html", {
-        **_view(request, active), "notice": request.query_params.get("notice"),
+        **await _view(request, active), "notice": request.query_params.get("notice"),
         "pending": pending if pending in _PENDING else None,
     })
 
@@ -72,7 +77,8 @@ def _account_form(path: str, keep: tuple[str, ...] = (),
                 return redirect("/login", next="/account")
             return await handle_form(request, "account.html",
                                      lambda data: act(request, active, data), keep=keep,
-                                     context={**_view(request, active), "pending": pending})
+                                     context={**await _view(request, active),
+                                              "pending": pending})
 
         router.post(path)(submit)
         return act
@@ -128,20 +134,108 @@ async def _phone_confirm(request: Request, active: ActiveSession,
     return redirect("/account", notice="phone_changed")
 
 
+@_account_form("/account/notices")
+async def _notices(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
+    await request.app.state.flows.account.set_notices(
+        account=active.account, new_device_login=data.get("new_device_login") == "on",
+        ctx=request.state.facts.context())
+    return redirect("/account", notice="notices_saved")
+
+
+@_account_form("/account/totp")
+async def _totp_start(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
+    request.app.state.core.sessions.require_recent(active.session)
+    authenticator_id, provisioning = await request.app.state.flows.login.factors.start_totp(
+        active.account, data.get("name", ""))
+    return request.app.state.pages.render(request, "totp_setup.html", {
+        "authenticator_id": authenticator_id, "provisioning": provisioning})
+
+
+@router.post("/account/totp/{authenticator_id}/confirm")
+async def totp_confirm_submit(authenticator_id: int, request: Request,
+                              active: ActiveSession | None = Depends(optional_session),
+                              ) -> Response:
+    if active is None:
+        return redirect("/login", next="/account")
+    factors = request.app.state.flows.login.factors
+
+    async def act(data: dict[str, str]) -> Response:
+        codes = await factors.confirm_totp(active.account, authenticator_id,
+                                           data.get("code", ""), request.state.facts.context())
+        if codes is None:
+            return redirect("/account", notice="totp_added")
+        return request.app.state.pages.render(request, "recovery_codes.html",
+                                              {"codes": codes, "first": True})
+
+    return await handle_form(request, "totp_setup.html", act, context={
+        "authenticator_id": authenticator_id,
+        "provisioning": await factors.pending_totp(active.account, authenticator_id)})
+
+
+@router.post("/account/second-factors/{authenticator_id}/remove")
+async def second_factor_remove_submit(authenticator_id: int, request: Request,
+                                      active: ActiveSession | None = Depends(optional_session),
+                                      ) -> Response:
+    if active is None:
+        return redirect("/login", next="/account")
+
+    async def act(data: dict[str, str]) -> Response:
+        request.app.state.core.sessions.require_recent(active.session)
+        await request.app.state.flows.login.factors.remove(
+            active.account, authenticator_id, request.state.facts.context())
+        return redirect("/account", notice="second_factor_removed")
+
+    return await handle_form(request, "account.html", act,
+                             context=await _view(request, active))
+
+
+@_account_form("/account/recovery-codes")
+async def _recovery_codes(request: Request, active: ActiveSession,
+                          data: dict[str, str]) -> Response:
+    request.app.state.core.sessions.require_recent(active.session)
+    codes = await request.app.state.flows.login.factors.regenerate_codes(
+        active.account, request.state.facts.context())
+    return request.app.state.pages.render(request, "recovery_codes.html", {"codes": codes})
+
+
+@router.get("/account/not-me")
+async def not_me_page(request: Request) -> Response:
+    """The new-device notice's "this wasn't me"."""
+    return await _link_page(request, "not_me.html", request.app.state.flows.login.alarm.check)
+
+
+@router.post("/account/not-me")
+async def not_me_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        account = await request.app.state.flows.login.alarm.not_me(
+            token=data.get("token", ""), ctx=request.state.facts.context())
+        clear_session_cookie(request)
+        return request.app.state.pages.render(request, "not_me.html",
+                                              {"done": True, "email": account.email})
+
+    return await handle_form(request, "not_me.html", act, keep=("token",))
+
+
 @router.get("/account/revert")
 async def revert_page(request: Request) -> Response:
-    """The "this wasn't me" link: a button (mail scanners prefetch links), or at once the
-    reason it no longer works."""
+    """The "this wasn't me" after an email or phone change."""
+    return await _link_page(request, "revert.html",
+                            request.app.state.flows.contact.check_revert)
+
+
+async def _link_page(request: Request, template: str,
+                     check: Callable[[str], Awaitable[None]]) -> Response:
+    """A one-time link opens a button, not an action (mail scanners prefetch links); a link
+    that can no longer be used says why at once."""
     token = request.query_params.get("token", "")
     context: dict[str, Any] = {"values": {"token": token}}
     try:
-        await request.app.state.flows.contact.check_revert(token)
+        await check(token)
     except SekishoError as error:
-        context["error"] = await error_view(request, error)
-        context["dead"] = True
-        return request.app.state.pages.render(request, "revert.html", context,
+        context |= {"error": await error_view(request, error), "dead": True}
+        return request.app.state.pages.render(request, template, context,
                                               status_code=error.spec.status)
-    return request.app.state.pages.render(request, "revert.html", context)
+    return request.app.state.pages.render(request, template, context)
 
 
 @router.post("/account/revert")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from sekisho.flows.login.service import LoginResult
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import (
     known_device_cookie,
@@ -47,13 +48,56 @@ async def login_submit(request: Request) -> Response:
         result = await _flows(request).login.login(
             identifier=data.get("identifier", ""), password=data.get("password", ""),
             ctx=request.state.facts.context(), device_cookie=known_device_cookie(request))
-        set_session_cookie(request, result.token)
-        set_known_device_cookie(request, result.device_cookie)
-        notices = ",".join(n["code"] for n in result.notices)
-        target = safe_next(data.get("next"))
-        return redirect(target, notice=notices) if notices else redirect(target)
+        return _logged_in(request, result, data.get("next"))
 
     return await handle_form(request, "login.html", act, keep=("identifier", "next"))
+
+
+@router.post("/login/mfa")
+async def login_second_factor_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        result = await _flows(request).login.second_factor(
+            flow=data.get("flow", ""), method=data.get("method", ""), code=data.get("code", ""),
+            ctx=request.state.facts.context())
+        return _logged_in(request, result, data.get("next"))
+
+    return await handle_form(request, "login_mfa.html", act, keep=("flow", "next", "method"),
+                             context=await _stage_context(request))
+
+
+@router.post("/login/mfa/sms")
+async def login_sms_submit(request: Request) -> Response:
+    async def act(data: dict[str, str]) -> Response:
+        await _flows(request).login.send_login_code(flow=data.get("flow", ""),
+                                                    ctx=request.state.facts.context())
+        return _page(request, "login_mfa.html", notice="login_code_sent",
+                     values={"flow": data.get("flow"), "next": data.get("next"),
+                             "method": "sms"},
+                     **await _stage_context(request))
+
+    return await handle_form(request, "login_mfa.html", act, keep=("flow", "next"),
+                             context=await _stage_context(request))
+
+
+async def _stage_context(request: Request) -> dict[str, Any]:
+    """The methods the form offers again when a second-factor entry is refused."""
+    form = await request.form()
+    methods = str(form.get("methods", ""))
+    return {"methods": [m for m in methods.split(",") if m]}
+
+
+def _logged_in(request: Request, result: LoginResult, next_path: str | None) -> Response:
+    """A session (redirect on, with any notices), or the second-factor page."""
+    if result.flow is not None:
+        return _page(request, "login_mfa.html", methods=result.methods,
+                     values={"flow": result.flow, "next": next_path or "",
+                             "method": result.methods[0]})
+    assert result.token is not None and result.device_cookie is not None
+    set_session_cookie(request, result.token)
+    set_known_device_cookie(request, result.device_cookie)
+    notices = ",".join(n["code"] for n in result.notices)
+    target = safe_next(next_path)
+    return redirect(target, notice=notices) if notices else redirect(target)
 
 
 @router.get("/unlock")

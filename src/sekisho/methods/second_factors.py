@@ -155,6 +155,15 @@ class SecondFactors:
             await db.flush()
         return app.id, provisioning
 
+    async def pending_totp(self, account: Account, authenticator_id: int) -> Provisioning:
+        """The QR code and secret of an app not yet confirmed, to show them again."""
+        async with self.core.db.read() as db:
+            app = await db.get(Authenticator, authenticator_id)
+        if app is None or app.account_id != account.id or app.confirmed_at is not None:
+            raise SekishoError("second_factor.not_found")
+        assert app.secret is not None
+        return self.core.totp.provisioning(self.core.totp.unseal(app.secret), account.email)
+
     async def confirm_totp(self, account: Account, authenticator_id: int, code: str,
                            ctx: RequestContext) -> list[str] | None:
         """The app's first code confirms it. Returns new recovery codes if this is the

@@ -66,7 +66,10 @@ class Totp:
 
     def provision(self, label: str) -> Provisioning:
         """A new random secret for ``label`` (what the app lists it as, e.g. the email)."""
-        secret = pyotp.random_base32(length=SECRET_LENGTH)
+        return self.provisioning(pyotp.random_base32(length=SECRET_LENGTH), label)
+
+    def provisioning(self, secret: str, label: str) -> Provisioning:
+        """What to show for an existing ``secret`` (again, while it is not yet confirmed)."""
         uri = self._otp(secret).provisioning_uri(name=label, issuer_name=self._issuer)
         grouped = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
         # make_qr, never Micro QR: authenticator apps cannot read those. The inline SVG has a
