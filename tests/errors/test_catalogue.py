@@ -23,7 +23,7 @@ def test_contract_codes_exist():
 @pytest.mark.parametrize("code", sorted(CATALOGUE))
 def test_every_entry_is_complete_in_both_languages(code):
     spec = CATALOGUE[code]
-    assert re.fullmatch(r"[a-z]+\.[a-z_]+", code)
+    assert re.fullmatch(r"[a-z]+(_[a-z]+)*\.[a-z_]+", code)
     assert 400 <= spec.status < 600
     for table in (spec.message, spec.remedy):
         assert set(table) == {"ja", "en"}
