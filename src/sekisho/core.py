@@ -19,6 +19,7 @@ from sekisho.guard.lockout import (
     RedisLaneStore,
 )
 from sekisho.identity.service import AccountService
+from sekisho.methods.passkeys import Passkeys
 from sekisho.methods.password.hashing import PasswordHasher
 from sekisho.methods.password.policy import PasswordPolicy
 from sekisho.methods.recovery_codes import RecoveryCodeHasher
@@ -48,6 +49,7 @@ class Core:
     devices: DeviceCookies
     totp: Totp
     recovery_codes: RecoveryCodeHasher
+    passkeys: Passkeys
 
     async def close(self) -> None:
         await self.lockout.store.close()
@@ -96,4 +98,5 @@ def build_core(settings: Settings, clock: Clock | None = None,
         devices=DeviceCookies(secret, clock, tokens, settings.device_cookie_lifetime_seconds),
         totp=Totp(secret, clock, issuer=settings.service_name),
         recovery_codes=RecoveryCodeHasher(secret),
+        passkeys=Passkeys(settings, clock, secret),
     )

@@ -5,9 +5,9 @@ from sekisho.db import Base
 from sekisho.events.models import AuthEvent
 from sekisho.flows.login.models import PendingLogin
 from sekisho.identity.models import Account, Identifier
-from sekisho.methods.models import Authenticator, RecoveryCode
+from sekisho.methods.models import Authenticator, RecoveryCode, WebAuthnChallenge
 from sekisho.notify.models import OutboxMessage
 from sekisho.sessions.models import Session
 
 __all__ = ["Account", "AuthEvent", "Authenticator", "Base", "Challenge", "Identifier",
-           "OutboxMessage", "PendingLogin", "RecoveryCode", "Session"]
+           "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]

@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     """Offer an SMS code as a second factor to members with a verified phone. Off by default:
     NIST SP 800-63B §5.1.3.3 calls SMS a restricted authenticator (SIM swap, interception)."""
 
+    webauthn_rp_id: str | None = None
+    """The passkeys' relying-party ID: a domain the pages are served from (passkeys are bound
+    to it for good). Unset: the host of ``base_url``. IP addresses cannot be one; use
+    ``localhost`` when trying passkeys out locally."""
+    webauthn_timeout_seconds: int = Field(default=5 * 60, ge=1)
+    """How long the browser may take to create or use a passkey (the WebAuthn timeout, and
+    the life of its one-time challenge)."""
+
     # --- re-authentication (ASVS 6.2.3, NIST SP 800-63B §7.2) --------------------------------
     step_up_max_age_seconds: int = Field(default=10 * 60, ge=1)
     """Sensitive changes (email, phone) need a password entered within this many seconds;

@@ -14,6 +14,7 @@ from sekisho.flows.schemas import (
     EmailChangeIn,
     FactorNameIn,
     NoticesIn,
+    PasskeyAddIn,
     PhoneChangeIn,
     ReauthenticateIn,
     TokenIn,
@@ -177,3 +178,24 @@ async def regenerate_recovery_codes(request: Request, context: RequestContext = 
     request.app.state.core.sessions.require_recent(active.session)
     codes = await _flows(request).login.factors.regenerate_codes(active.account, context)
     return {"recovery_codes": codes}
+
+
+@router.post("/account/passkeys/options")
+async def passkey_registration_options(request: Request,
+                                       active: ActiveSession = Depends(require_session),
+                                       ) -> dict[str, Any]:
+    """WebAuthn options for ``navigator.credentials.create``."""
+    request.app.state.core.sessions.require_recent(active.session)
+    return {"publicKey": await _flows(request).login.factors.passkey_options(active.account)}
+
+
+@router.post("/account/passkeys", status_code=201)
+async def add_passkey(body: PasskeyAddIn, request: Request,
+                      context: RequestContext = Depends(ctx),
+                      active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    """Keep the passkey the browser created. The first second factor comes with 10 recovery
+    codes, shown only in this answer."""
+    request.app.state.core.sessions.require_recent(active.session)
+    codes = await _flows(request).login.factors.add_passkey(
+        active.account, body.credential, body.name, context)
+    return {"status": "added", "recovery_codes": codes}

@@ -48,6 +48,7 @@ async def account_page(request: Request,
     return request.app.state.pages.render(request, "account.html", {
         **await _view(request, active), "notice": request.query_params.get("notice"),
         "pending": pending if pending in _PENDING else None,
+        "step_up": request.query_params.get("step_up") == "1",
     })
 
 

@@ -93,6 +93,11 @@ _SPECS = [
        "認証アプリに今表示されているコード、または未使用のリカバリーコードを入力してください。端末の時刻が自動設定になっているかもご確認ください。",
        "Enter the code your authenticator app shows now, or an unused recovery code. Check that "
        "the device's clock is set automatically."),
+    _e("passkey.invalid", 400,
+       "パスキーで確認できませんでした。",
+       "The passkey could not be verified.",
+       "もう一度お試しください。うまくいかない場合は、パスワードでログインしてください。",
+       "Try again. If it keeps failing, log in with your password."),
     _e("second_factor.not_found", 404,
        "この認証方法は登録されていません。",
        "This sign-in method is not registered.",

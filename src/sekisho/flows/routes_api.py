@@ -14,6 +14,8 @@ from sekisho.flows.schemas import (
     FlowIn,
     IdReminderIn,
     LoginIn,
+    PasskeyLoginIn,
+    PasskeyOptionsIn,
     PasswordChangeIn,
     RecoveryCompleteIn,
     RecoveryIn,
@@ -95,7 +97,23 @@ async def login_second_factor(body: SecondFactorIn, request: Request,
                               context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     """The second-factor stage: ``method`` is one of the ``methods`` the login offered."""
     result = await _flows(request).login.second_factor(
-        flow=body.flow, method=body.method, code=body.code, ctx=context)
+        flow=body.flow, method=body.method, code=body.credential or body.code, ctx=context)
+    return _logged_in(request, result)
+
+
+@router.post("/login/passkey/options")
+async def passkey_options(body: PasskeyOptionsIn, request: Request) -> dict[str, Any]:
+    """WebAuthn options for ``navigator.credentials.get``: for a passwordless login, or with
+    ``flow`` for the second factor of that login."""
+    return {"publicKey": await _flows(request).login.passkey_options(flow=body.flow)}
+
+
+@router.post("/login/passkey")
+async def passkey_login(body: PasskeyLoginIn, request: Request,
+                        context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """Passwordless login: the credential ``navigator.credentials.get`` returned."""
+    result = await _flows(request).login.passkey_login(
+        credential=body.credential, ctx=context, device_cookie=known_device_cookie(request))
     return _logged_in(request, result)
 
 

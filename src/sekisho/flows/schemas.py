@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 _MAX_ID = 320
@@ -88,7 +90,23 @@ class FlowIn(_Body):
 
 class SecondFactorIn(FlowIn):
     method: str = Field(max_length=32)
-    code: str = Field(max_length=64)
+    code: str = Field(default="", max_length=64)
+    credential: dict[str, Any] | None = None
+    """For ``method: passkey``: the browser's ``PublicKeyCredential`` as JSON."""
+
+
+class PasskeyOptionsIn(_Body):
+    flow: str | None = Field(default=None, max_length=128)
+    """Options for the second factor of this login; without it, for a passwordless login."""
+
+
+class PasskeyLoginIn(_Body):
+    credential: dict[str, Any]
+
+
+class PasskeyAddIn(_Body):
+    name: str = Field(default="", max_length=64)
+    credential: dict[str, Any]
 
 
 class NoticesIn(_Body):

@@ -8,6 +8,7 @@ and SMS are ways in when the authenticator is lost, never a reason to ask for on
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -20,11 +21,11 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_code
-from sekisho.methods import recovery_codes
+from sekisho.methods import passkeys, recovery_codes
 from sekisho.methods.models import Authenticator, AuthenticatorKind, RecoveryCode
 from sekisho.methods.totp import Provisioning
 
-TOTP, RECOVERY_CODE, SMS = "totp", "recovery_code", "sms"
+TOTP, PASSKEY, RECOVERY_CODE, SMS = "totp", "passkey", "recovery_code", "sms"
 
 # How the notices name a method, in the member's language.
 _METHOD_LABELS = {
@@ -64,6 +65,10 @@ class SecondFactors:
         """
         if method == TOTP:
             return await self._check_totp(db, account, normalise_code(code, length=6))
+        if method == PASSKEY:
+            await self.core.passkeys.authenticate(db, webauthn_credential(code), passkeys.SECOND_FACTOR,
+                                                  account.id)
+            return True
         if method == RECOVERY_CODE:
             return await self._use_recovery_code(db, account, code)
         if method == SMS:
@@ -186,13 +191,33 @@ class SecondFactors:
                 first = not await self.enrolled(db, account.id)
                 app.confirmed_at = app.last_used_at = core.clock.now()
                 app.last_step = step
-                codes = await self._new_codes(db, account.id) if first else None
-                await self._notify(db, account, "second_factor_added", ctx, app)
-                await core.events.record(db, kind=EventKind.SECOND_FACTOR, outcome=OK, ctx=ctx,
-                                         account_id=account.id,
-                                         detail={"action": "added", "method": app.kind})
-                return codes
+                return await self._added(db, account, app, first, ctx)
         raise failure
+
+    async def passkey_options(self, account: Account) -> dict[str, Any]:
+        """Options for the browser to create a passkey for this account."""
+        async with self.core.db.transaction() as db:
+            existing = await self.enrolled(db, account.id)
+            return await self.core.passkeys.registration_options(db, account, existing)
+
+    async def add_passkey(self, account: Account, credential: Any, name: str,
+                          ctx: RequestContext) -> list[str] | None:
+        """Keep the passkey the browser created. Returns new recovery codes if it is the
+        account's first second factor (to show once), else None."""
+        async with self.core.db.transaction() as db:
+            first = not await self.enrolled(db, account.id)
+            passkey = await self.core.passkeys.register(db, account, webauthn_credential(credential),
+                                                        _name(name))
+            return await self._added(db, account, passkey, first, ctx)
+
+    async def _added(self, db: AsyncSession, account: Account, factor: Authenticator,
+                     first: bool, ctx: RequestContext) -> list[str] | None:
+        codes = await self._new_codes(db, account.id) if first else None
+        await self._notify(db, account, "second_factor_added", ctx, factor)
+        await self.core.events.record(db, kind=EventKind.SECOND_FACTOR, outcome=OK, ctx=ctx,
+                                      account_id=account.id,
+                                      detail={"action": "added", "method": factor.kind})
+        return codes
 
     async def remove(self, account: Account, authenticator_id: int, ctx: RequestContext) -> None:
         """Remove one factor; with the last one gone, the recovery codes go too."""
@@ -253,3 +278,15 @@ class SecondFactors:
 def _name(raw: str) -> str:
     """The member's label for a factor ("iPhone"): trimmed, at most 64 characters."""
     return " ".join(raw.split())[:64] or "-"
+
+
+def webauthn_credential(value: Any) -> dict[str, Any]:
+    """A WebAuthn credential as the browser's JSON (an object, or that object as text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise SekishoError("passkey.invalid")
+    return value

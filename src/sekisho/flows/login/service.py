@@ -42,7 +42,9 @@ from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
-from sekisho.methods.second_factors import SecondFactors
+from sekisho.methods import passkeys
+from sekisho.methods.models import AuthenticatorKind
+from sekisho.methods.second_factors import SecondFactors, webauthn_credential
 from sekisho.sessions.models import Session
 from sekisho.sessions.service import token_hash
 
@@ -126,23 +128,28 @@ class LoginFlow:
             await self._failed(attempt, ident.value, account, ctx, trusted=device is not None)
         await core.lockout.succeeded(attempt)
         assert match is not None and account is not None
-        for status, code in ((AccountStatus.SUSPENDED, "account.suspended"),
-                             (AccountStatus.DORMANT, "account.dormant")):
-            if account.status == status:
-                await self._refuse(SekishoError(code), ident.value, account, ctx)
-        if not account.is_verified:
-            # The password was right, so this is the owner: name the address to confirm, so
-            # one press resends the code whichever identifier they logged in with.
-            await self._refuse(
-                SekishoError("account.unverified",
-                             extra={"resend": "/api/v1/verifications/email/resend",
-                                    "email": account.email}),
-                ident.value, account, ctx)
+        refusal = self._state_error(account)
+        if refusal is not None:
+            await self._refuse(refusal, ident.value, account, ctx)
         correction = corrections[verdict.matched - 1][0] if verdict.matched else None
         new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
         return await self._signed_in(match, ident, ctx, trusted=device is not None,
                                      correction=correction, new_hash=new_hash, session=session,
                                      methods=methods)
+
+    def _state_error(self, account: Account) -> SekishoError | None:
+        """Why a member who proved who they are still cannot come in, if anything."""
+        for status, code in ((AccountStatus.SUSPENDED, "account.suspended"),
+                             (AccountStatus.DORMANT, "account.dormant")):
+            if account.status == status:
+                return SekishoError(code)
+        if not account.is_verified:
+            # Only the owner gets this far: name the address to confirm, so one press
+            # resends the code whichever identifier they logged in with.
+            return SekishoError("account.unverified",
+                                extra={"resend": "/api/v1/verifications/email/resend",
+                                       "email": account.email})
+        return None
 
     async def _admit(self, ident: NormalisedIdentifier, account: Account | None,
                      device: DeviceCookie | None, ctx: RequestContext) -> Attempt:
@@ -239,18 +246,66 @@ class LoginFlow:
             detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
                       "second_factor": method}
             if error is None:
-                token, row = core.sessions.new(account.id, ctx)
-                await db.execute(insert(Session).values(row))
-            event = await core.events.record(db, kind=EventKind.LOGIN,
-                                             outcome=error.code if error else OK, ctx=ctx,
-                                             account_id=account.id, detail=detail)
+                token, reference = await self._open_session(db, account, ctx, detail)
+            else:
+                event = await core.events.record(db, kind=EventKind.LOGIN, outcome=error.code,
+                                                 ctx=ctx, account_id=account.id, detail=detail)
         if error is not None:
             error.reference = event.reference
             raise error
         if not stage.detail.get("trusted_device"):
             await self.alarm.notify(account, ctx)
-        return LoginResult(token, account, event.reference, core.devices.issue(account.id),
+        return LoginResult(token, account, reference, core.devices.issue(account.id),
                            stage.detail.get("notice_list", []))
+
+    async def passkey_options(self, *, flow: str | None = None) -> dict[str, Any]:
+        """WebAuthn options: for a passwordless login, or (with ``flow``) for the second
+        factor of that login, listing the account's passkeys."""
+        core = self.core
+        async with core.db.transaction() as db:
+            if flow is None:
+                return await core.passkeys.authentication_options(db, passkeys.LOGIN)
+            _, account = await self._stage(db, flow)
+            allowed = [a for a in await self.factors.enrolled(db, account.id)
+                       if a.kind == AuthenticatorKind.PASSKEY]
+            return await core.passkeys.authentication_options(
+                db, passkeys.SECOND_FACTOR, account.id, allowed)
+
+    async def passkey_login(self, *, credential: Any, ctx: RequestContext,
+                            device_cookie: str | None) -> LoginResult:
+        """Passwordless login with a discoverable passkey and user verification: one step,
+        and already two factors (the device, and the fingerprint, face or PIN unlocking it)."""
+        core = self.core
+        await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
+        async with core.db.transaction() as db:
+            try:
+                passkey = await core.passkeys.authenticate(db, webauthn_credential(credential),
+                                                           passkeys.LOGIN)
+            except SekishoError as error:
+                failure = error
+            else:
+                account = await db.get(Account, passkey.account_id)
+                assert account is not None
+                failure = self._state_error(account)
+                if failure is None:
+                    trusted = core.devices.read(device_cookie, account.id,
+                                                account.devices_reset_at) is not None
+                    token, reference = await self._open_session(
+                        db, account, ctx, {"method": "passkey", "trusted_device": trusted})
+        if failure is not None:
+            await self._refuse(failure, None, None, ctx)
+        if not trusted:
+            await self.alarm.notify(account, ctx)
+        return LoginResult(token, account, reference, core.devices.issue(account.id))
+
+    async def _open_session(self, db: AsyncSession, account: Account, ctx: RequestContext,
+                            detail: dict[str, Any]) -> tuple[str, str]:
+        """A session for a completed login, with its event; the token and the reference."""
+        token, row = self.core.sessions.new(account.id, ctx)
+        await db.execute(insert(Session).values(row))
+        event = await self.core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
+                                              account_id=account.id, detail=detail)
+        return token, event.reference
 
     async def send_login_code(self, *, flow: str, ctx: RequestContext) -> None:
         """Text a login code for an open second-factor stage (where SMS is offered)."""
