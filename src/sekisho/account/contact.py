@@ -32,6 +32,7 @@ from sekisho.guard.limits import Action
 from sekisho.identity.masking import mask_email, mask_phone
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_code
+from sekisho.methods.second_factors import SecondFactors
 from sekisho.sessions.service import ActiveSession
 
 _EMAIL, _PHONE = "email", "phone"
@@ -40,6 +41,7 @@ _EMAIL, _PHONE = "email", "phone"
 class ContactChanges:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.factors = SecondFactors(core)
 
     # --- email ----------------------------------------------------------------------------
 
@@ -48,7 +50,7 @@ class ContactChanges:
         """Send a code to the new address (or, if it has an account of its own, say so there
         instead: the answer here is the same either way)."""
         core = self.core
-        core.sessions.require_recent(active.session)
+        await self.factors.require_recent(active)
         address = core.accounts.email_address(email)
         self._refuse_same(active.account, IdentifierKind.EMAIL, address, "email")
         await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=f"account:{active.account.id}")
@@ -101,7 +103,7 @@ class ContactChanges:
                             ctx: RequestContext) -> None:
         """Send a code by SMS to the number being added."""
         core = self.core
-        core.sessions.require_recent(active.session)
+        await self.factors.require_recent(active)
         number = core.accounts.phone_number(phone)
         self._refuse_same(active.account, IdentifierKind.PHONE, number, "phone")
         await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=f"account:{active.account.id}")

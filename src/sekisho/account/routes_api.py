@@ -38,16 +38,32 @@ def _flows(request: Request) -> Any:
 async def reauthenticate(body: ReauthenticateIn, request: Request,
                          context: RequestContext = Depends(ctx),
                          active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
-    """Step-up: enter the password again; sensitive changes are allowed for
-    ``step_up_max_age_seconds`` afterwards."""
-    result = await _flows(request).login.reauthenticate(
-        session=active.session, account=active.account, password=body.password, ctx=context,
-        device_cookie=known_device_cookie(request))
-    set_known_device_cookie(request, result.device_cookie)
+    """Step-up: the password again, or a second factor (``method`` and ``code``, or a passkey
+    ``credential`` for options from ``/api/v1/session/reauthenticate/passkey-options``).
+    Sensitive changes are allowed for ``step_up_max_age_seconds`` afterwards."""
+    flows = _flows(request)
+    notices: list[dict[str, Any]] = []
+    if body.method:
+        await flows.login.factors.reauthenticate(active, body.method,
+                                                 body.credential or body.code, context)
+    else:
+        result = await flows.login.reauthenticate(
+            session=active.session, account=active.account, password=body.password or "",
+            ctx=context, device_cookie=known_device_cookie(request))
+        set_known_device_cookie(request, result.device_cookie)
+        notices = result.notices
     session = active.session
     session.authenticated_at = request.app.state.core.clock.now()
-    return {"status": "reauthenticated", "session": session_view(session),
-            "notices": result.notices}
+    return {"status": "reauthenticated", "session": session_view(session), "notices": notices}
+
+
+@router.post("/session/reauthenticate/passkey-options")
+async def reauthenticate_passkey_options(request: Request,
+                                         active: ActiveSession = Depends(require_session),
+                                         ) -> dict[str, Any]:
+    """WebAuthn options to confirm a step-up with one of the member's passkeys."""
+    return {"publicKey": await _flows(request).login.factors.step_up_passkey_options(
+        active.account)}
 
 
 @router.post("/account/email", status_code=202)
@@ -103,7 +119,7 @@ async def recent_authentication(request: Request,
     """For relying services before a payment: 200 if the member authenticated within
     ``max_age`` seconds (default ``step_up_max_age_seconds``), else
     ``403 auth.step_up_required`` naming how to re-authenticate."""
-    request.app.state.core.sessions.require_recent(active.session, max_age)
+    await _flows(request).login.factors.require_recent(active, max_age)
     return {"status": "recent", "authenticated_at": active.session.authenticated_at.isoformat()}
 
 
@@ -120,6 +136,8 @@ async def not_me(body: TokenIn, request: Request,
 @router.put("/account/notices")
 async def set_notices(body: NoticesIn, request: Request, context: RequestContext = Depends(ctx),
                       active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
+    """Turning a notice off needs a recent login: a stolen session must not silence it."""
+    await _flows(request).login.factors.require_recent(active)
     await _flows(request).account.set_notices(
         account=active.account, new_device_login=body.new_device_login, ctx=context)
     return {"notices": {"new_device_login": body.new_device_login}}
@@ -141,7 +159,7 @@ async def start_totp(body: FactorNameIn, request: Request,
                      active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
     """Enrol an authenticator app: scan ``qr_svg`` (or type ``secret_grouped``), then
     confirm with its first code."""
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     authenticator_id, provisioning = await _flows(request).login.factors.start_totp(
         active.account, body.name)
     return {"id": authenticator_id, "secret": provisioning.secret,
@@ -165,7 +183,7 @@ async def confirm_totp(authenticator_id: int, body: CodeIn, request: Request,
 async def remove_second_factor(authenticator_id: int, request: Request,
                                context: RequestContext = Depends(ctx),
                                active: ActiveSession = Depends(require_session)) -> Response:
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     await _flows(request).login.factors.remove(active.account, authenticator_id, context)
     return Response(status_code=204)
 
@@ -175,7 +193,7 @@ async def regenerate_recovery_codes(request: Request, context: RequestContext = 
                                     active: ActiveSession = Depends(require_session),
                                     ) -> dict[str, Any]:
     """A new set of 10 recovery codes, shown only in this answer; the old set stops working."""
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     codes = await _flows(request).login.factors.regenerate_codes(active.account, context)
     return {"recovery_codes": codes}
 
@@ -185,7 +203,7 @@ async def passkey_registration_options(request: Request,
                                        active: ActiveSession = Depends(require_session),
                                        ) -> dict[str, Any]:
     """WebAuthn options for ``navigator.credentials.create``."""
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     return {"publicKey": await _flows(request).login.factors.passkey_options(active.account)}
 
 
@@ -195,7 +213,7 @@ async def add_passkey(body: PasskeyAddIn, request: Request,
                       active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
     """Keep the passkey the browser created. The first second factor comes with 10 recovery
     codes, shown only in this answer."""
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     codes = await _flows(request).login.factors.add_passkey(
         active.account, body.credential, body.name, context)
     return {"status": "added", "recovery_codes": codes}

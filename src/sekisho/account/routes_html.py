@@ -90,9 +90,8 @@ def _account_form(path: str, keep: tuple[str, ...] = (),
 @_account_form("/account/password")
 async def _password(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
     await request.app.state.flows.account.change_password(
-        account=active.account, session=active.session,
-        current=data.get("current_password", ""), new=data.get("new_password", ""),
-        ctx=request.state.facts.context())
+        active=active, current=data.get("current_password", ""),
+        new=data.get("new_password", ""), ctx=request.state.facts.context())
     return redirect("/account", notice="password_changed")
 
 
@@ -137,6 +136,7 @@ async def _phone_confirm(request: Request, active: ActiveSession,
 
 @_account_form("/account/notices")
 async def _notices(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
+    await request.app.state.flows.login.factors.require_recent(active)
     await request.app.state.flows.account.set_notices(
         account=active.account, new_device_login=data.get("new_device_login") == "on",
         ctx=request.state.facts.context())
@@ -145,7 +145,7 @@ async def _notices(request: Request, active: ActiveSession, data: dict[str, str]
 
 @_account_form("/account/totp")
 async def _totp_start(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     authenticator_id, provisioning = await request.app.state.flows.login.factors.start_totp(
         active.account, data.get("name", ""))
     return request.app.state.pages.render(request, "totp_setup.html", {
@@ -181,7 +181,7 @@ async def second_factor_remove_submit(authenticator_id: int, request: Request,
         return redirect("/login", next="/account")
 
     async def act(data: dict[str, str]) -> Response:
-        request.app.state.core.sessions.require_recent(active.session)
+        await request.app.state.flows.login.factors.require_recent(active)
         await request.app.state.flows.login.factors.remove(
             active.account, authenticator_id, request.state.facts.context())
         return redirect("/account", notice="second_factor_removed")
@@ -193,7 +193,7 @@ async def second_factor_remove_submit(authenticator_id: int, request: Request,
 @_account_form("/account/recovery-codes")
 async def _recovery_codes(request: Request, active: ActiveSession,
                           data: dict[str, str]) -> Response:
-    request.app.state.core.sessions.require_recent(active.session)
+    await request.app.state.flows.login.factors.require_recent(active)
     codes = await request.app.state.flows.login.factors.regenerate_codes(
         active.account, request.state.facts.context())
     return request.app.state.pages.render(request, "recovery_codes.html", {"codes": codes})

@@ -14,7 +14,9 @@ from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_password
 from sekisho.identity.service import context_words
 from sekisho.methods.models import Authenticator
+from sekisho.methods.second_factors import SecondFactors
 from sekisho.sessions.models import Session
+from sekisho.sessions.service import ActiveSession
 
 
 def account_view(account: Account) -> dict[str, Any]:
@@ -62,11 +64,13 @@ class AccountSettings:
             await self.core.events.record(db, kind=EventKind.LOGOUT, outcome=OK, ctx=ctx,
                                           account_id=session.account_id)
 
-    async def change_password(self, *, account: Account, session: Session, current: str,
-                              new: str, ctx: RequestContext) -> None:
-        """Needs the current password (ASVS 6.2.3); ends the member's other sessions."""
+    async def change_password(self, *, active: ActiveSession, current: str, new: str,
+                              ctx: RequestContext) -> None:
+        """Needs a recent login and the current password (ASVS 6.2.3); ends the member's
+        other sessions."""
         core = self.core
-        core.sessions.require_recent(session)
+        account, session = active.account, active.session
+        await SecondFactors(core).require_recent(active)
         new_secret = normalise_password(new)
         core.policy.check(new_secret, context_words=context_words(account))
         verdict = await core.hasher.verify(account.password_hash, normalise_password(current))

@@ -196,6 +196,5 @@ async def change_password(body: PasswordChangeIn, request: Request,
                           context: RequestContext = Depends(ctx),
                           active: ActiveSession = Depends(require_session)) -> dict[str, Any]:
     await _flows(request).account.change_password(
-        account=active.account, session=active.session, current=body.current_password,
-        new=body.new_password, ctx=context)
+        active=active, current=body.current_password, new=body.new_password, ctx=context)
     return {"status": "password_changed"}

@@ -65,7 +65,12 @@ class PasswordChangeIn(_Body):
 
 
 class ReauthenticateIn(_Body):
-    password: str = Field(max_length=_MAX_PASSWORD)
+    """The password, or a second factor: ``method`` with its ``code`` (or ``credential``)."""
+
+    password: str | None = Field(default=None, max_length=_MAX_PASSWORD)
+    method: str | None = Field(default=None, max_length=32)
+    code: str = Field(default="", max_length=64)
+    credential: dict[str, Any] | None = None
 
 
 class EmailChangeIn(_Body):

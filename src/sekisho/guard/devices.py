@@ -61,6 +61,8 @@ class DeviceCookies:
             return None
         if token.claims["sub"] != str(account_id):
             return None
-        if not_before is not None and int(token.claims.get("iat", 0)) < int(not_before.timestamp()):
+        # At or before: cookies carry whole seconds, and one issued in the second the
+        # devices were forgotten may predate it.
+        if not_before is not None and int(token.claims.get("iat", 0)) <= int(not_before.timestamp()):
             return None
         return DeviceCookie(account_id, str(token.claims["jti"]))

@@ -19,11 +19,14 @@ from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
+from sekisho.guard.limits import Action
 from sekisho.identity.models import Account, IdentifierKind
 from sekisho.identity.normalize import normalise_code
 from sekisho.methods import passkeys, recovery_codes
 from sekisho.methods.models import Authenticator, AuthenticatorKind, RecoveryCode
 from sekisho.methods.totp import Provisioning
+from sekisho.sessions.models import Session
+from sekisho.sessions.service import ActiveSession
 
 TOTP, PASSKEY, RECOVERY_CODE, SMS = "totp", "passkey", "recovery_code", "sms"
 
@@ -37,6 +40,50 @@ _METHOD_LABELS = {
 class SecondFactors:
     def __init__(self, core: Core) -> None:
         self.core = core
+
+    # --- step-up ----------------------------------------------------------------------------
+
+    async def require_recent(self, active: ActiveSession, max_age: int | None = None) -> None:
+        """``auth.step_up_required`` unless the member authenticated within ``max_age``
+        seconds (default ``step_up_max_age_seconds``), naming every method that would do:
+        the password, and each kind of second factor the account has."""
+        try:
+            self.core.sessions.require_recent(active.session, max_age)
+        except SekishoError as error:
+            async with self.core.db.read() as db:
+                kinds = sorted({a.kind for a in await self.enrolled(db, active.account.id)})
+            error.extra["methods"] = ["password", *kinds]
+            raise
+
+    async def reauthenticate(self, active: ActiveSession, method: str, code: Any,
+                             ctx: RequestContext) -> None:
+        """Step-up with a second factor instead of the password."""
+        core = self.core
+        await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
+        async with core.db.transaction() as db:
+            enrolled = {a.kind for a in await self.enrolled(db, active.account.id)}
+            if method not in enrolled:
+                raise SekishoError("request.invalid", field="method",
+                                   params={"reason": "method_unavailable"})
+            ok = await self.check(db, active.account, method, code)
+            if ok:
+                await db.execute(update(Session).where(Session.id == active.session.id)
+                                 .values(authenticated_at=core.clock.now()))
+            event = await core.events.record(
+                db, kind=EventKind.REAUTHENTICATION,
+                outcome=OK if ok else "second_factor.invalid_code", ctx=ctx,
+                account_id=active.account.id, detail={"second_factor": method})
+        if not ok:
+            raise SekishoError("second_factor.invalid_code", field="code",
+                               reference=event.reference)
+
+    async def step_up_passkey_options(self, account: Account) -> dict[str, Any]:
+        """WebAuthn options listing the account's passkeys, for a step-up."""
+        async with self.core.db.transaction() as db:
+            allowed = [a for a in await self.enrolled(db, account.id)
+                       if a.kind == AuthenticatorKind.PASSKEY]
+            return await self.core.passkeys.authentication_options(
+                db, passkeys.SECOND_FACTOR, account.id, allowed)
 
     # --- at login ---------------------------------------------------------------------------
 
@@ -66,8 +113,8 @@ class SecondFactors:
         if method == TOTP:
             return await self._check_totp(db, account, normalise_code(code, length=6))
         if method == PASSKEY:
-            await self.core.passkeys.authenticate(db, webauthn_credential(code), passkeys.SECOND_FACTOR,
-                                                  account.id)
+            await self.core.passkeys.authenticate(db, webauthn_credential(code),
+                                                  passkeys.SECOND_FACTOR, account.id)
             return True
         if method == RECOVERY_CODE:
             return await self._use_recovery_code(db, account, code)

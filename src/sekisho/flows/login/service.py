@@ -242,7 +242,9 @@ class LoginFlow:
             if not await self.factors.check(db, account, method, code):
                 error = await self._wrong_second_factor(db, stage)
             elif not await self._complete(db, stage):
-                error = SekishoError("login.flow_expired")
+                # A racing request finished this login first: roll back, so this code is
+                # not used up for nothing.
+                raise SekishoError("login.flow_expired")
             detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
                       "second_factor": method}
             if error is None:
@@ -325,6 +327,9 @@ class LoginFlow:
             raise SekishoError("login.flow_expired")
         account = await db.get(Account, stage.account_id)
         assert account is not None
+        if account.password_login_disabled_at is not None:
+            # "This wasn't me" (or the failure cap) closes logins that passed the password.
+            raise SekishoError("login.flow_expired")
         return stage, account
 
     async def _methods(self, db: AsyncSession, account: Account) -> list[str]:
