@@ -658,3 +658,26 @@ async def test_recent_check_needs_a_session(app):
     async with make_client(app, ip="198.51.100.35") as anonymous:
         response = await anonymous.get("/api/v1/session/recent")
     assert response.status_code == 401 and error(response) == "auth.required"
+
+
+async def test_step_up_with_the_authenticator_app(client, factory, clock):
+    member, factor = await member_with_totp(client, factory, clock)
+    clock.advance(seconds=STALE)
+    stale = await client.get("/api/v1/session/recent", headers=factor.auth)
+    assert stale.status_code == 403
+    assert stale.json()["error"]["methods"] == ["password", "totp"]
+
+    wrong_code = await client.post("/api/v1/session/reauthenticate", headers=factor.auth,
+                                   json={"method": "totp", "code": wrong(totp_at(
+                                       factor.secret, clock))})
+    assert wrong_code.status_code == 400 and error(wrong_code) == "second_factor.invalid_code"
+    assert (await client.get("/api/v1/session/recent", headers=factor.auth)).status_code == 403
+
+    confirmed = await client.post("/api/v1/session/reauthenticate", headers=factor.auth,
+                                  json={"method": "totp", "code": totp_at(factor.secret, clock)})
+    assert confirmed.status_code == 200, confirmed.text
+    assert (await client.get("/api/v1/session/recent", headers=factor.auth)).status_code == 200
+    not_enrolled = await client.post("/api/v1/session/reauthenticate", headers=factor.auth,
+                                     json={"method": "sms", "code": "123456"})
+    assert not_enrolled.status_code == 422
+    assert not_enrolled.json()["error"]["reason"] == "method_unavailable"
