@@ -10,6 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from notify.notify_support import SmsSink, SmtpSink
 from support import databases
 from support.factories import Factory
 from support.mailbox import Mailbox
@@ -122,3 +123,19 @@ def mailbox(app: FastAPI, settings: Settings) -> Mailbox:
 @pytest.fixture
 def factory(core: Core) -> Factory:
     return Factory(core)
+
+
+# Real servers on loopback, for tests that deliver over SMTP and the SMS webhook.
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def sms_sink() -> Iterator[SmsSink]:
+    sink = SmsSink()
+    yield sink
+    sink.close()

@@ -216,14 +216,15 @@ def wait_for_health(base: str, proc: subprocess.Popen[str], deadline: float) -> 
     pytest.fail("sekisho serve did not answer /healthz within 30 s")
 
 
-def wait_for_mail(outbox: Path, deadline: float) -> str:
-    """The plain-text part of the first mail that lands in the file outbox."""
+def wait_for_mail(outbox: Path, template: str, deadline: float) -> str:
+    """The plain-text part of the first ``template`` mail that lands in the file outbox."""
     while time.monotonic() < deadline:
         for path in sorted(outbox.glob("*.eml")):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            return str(message.get_body(("plain",)).get_content())
+            if message["X-Sekisho-Template"] == template:
+                return str(message.get_body(("plain",)).get_content())
         time.sleep(0.2)
-    pytest.fail("no mail was delivered to the outbox within 20 s")
+    pytest.fail(f"no {template} mail was delivered to the outbox within 20 s")
 
 
 def test_serve_starts_from_nothing_with_a_demo_member(tmp_path):
@@ -257,7 +258,8 @@ def test_serve_starts_from_nothing_with_a_demo_member(tmp_path):
             r = httpx.post(f"{base}/api/v1/recovery", timeout=10,
                            json={"identifier": "demo@example.com"})
             assert r.status_code == 202
-            mail = wait_for_mail(tmp_path / "var" / "outbox", time.monotonic() + 20)
+            mail = wait_for_mail(tmp_path / "var" / "outbox", "password_reset",
+                                 time.monotonic() + 20)
             assert f"{base}/recovery/reset?token=" in mail
         finally:
             proc.terminate()

@@ -7,7 +7,6 @@ aiosmtpd server on loopback, SMS as a signed HTTP POST to a real HTTP server on 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,21 +29,6 @@ PHONE_WIDE = "０９０ １２３４ ５６７８"  # full-width digits and an A
 
 
 # --- real servers, wired in through settings --------------------------------------------------
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def sms_sink() -> Iterator[SmsSink]:
-    sink = SmsSink()
-    yield sink
-    sink.close()
 
 
 @pytest.fixture

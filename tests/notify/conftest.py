@@ -3,11 +3,11 @@ real loopback servers for SMTP and the SMS gateway (see ``notify_support``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from notify.notify_support import Outbox, SmsSink, SmtpSink
+from notify.notify_support import Outbox
 
 from sekisho.clock import FrozenClock
 from sekisho.db import Database
@@ -55,16 +55,3 @@ def outbox(database: Database, notifier: Notifier) -> Outbox:
     return Outbox(database, notifier)
 
 
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def sms_sink() -> Iterator[SmsSink]:
-    sink = SmsSink()
-    yield sink
-    sink.close()

@@ -1,4 +1,5 @@
-"""Reads what sekisho delivered: runs the outbox worker, then parses the ``.eml`` files."""
+"""Reads what sekisho delivered: runs the outbox worker, then parses the ``.eml`` files
+(and the SMS ``.json`` files) of the file outbox."""
 
 from __future__ import annotations
 
@@ -15,52 +16,41 @@ CODE = re.compile(r"(?<![\d-])(\d{6})(?![\d-])")
 LINK = re.compile(r"https?://[^\s\"'<>]+")
 
 
+class _Readable:
+    """What a test reads out of a delivered message's text: its code, links and token."""
+
+    text: str
+
+    @property
+    def code(self) -> str:
+        found = CODE.findall(self.text)
+        assert found, f"no code in: {self.text!r}"
+        return str(found[0])
+
+    def link(self, containing: str) -> str:
+        for url in LINK.findall(self.text):
+            if containing in url:
+                return str(url)
+        raise AssertionError(f"no link with {containing!r} in {self.text!r}")
+
+    @property
+    def token(self) -> str:
+        return self.link("token=").split("token=", 1)[1]
+
+
 @dataclass
-class Mail:
+class Mail(_Readable):
     to: str
     subject: str
     text: str
     html: str
     template: str
 
-    @property
-    def code(self) -> str:
-        found = CODE.findall(self.text)
-        assert found, f"no code in mail: {self.text!r}"
-        return found[0]
-
-    def link(self, containing: str) -> str:
-        for url in LINK.findall(self.text):
-            if containing in url:
-                return url
-        raise AssertionError(f"no link with {containing!r} in {self.text!r}")
-
-    @property
-    def token(self) -> str:
-        url = next(u for u in LINK.findall(self.text) if "token=" in u)
-        return url.split("token=", 1)[1]
-
 
 @dataclass
-class Sms:
+class Sms(_Readable):
     to: str
     text: str
-
-    @property
-    def code(self) -> str:
-        found = CODE.findall(self.text)
-        assert found, f"no code in SMS: {self.text!r}"
-        return found[0]
-
-    def link(self, containing: str) -> str:
-        for url in LINK.findall(self.text):
-            if containing in url:
-                return url
-        raise AssertionError(f"no link with {containing!r} in {self.text!r}")
-
-    @property
-    def token(self) -> str:
-        return self.link("token=").split("token=", 1)[1]
 
 
 class Mailbox:

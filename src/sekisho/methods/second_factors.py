@@ -80,10 +80,14 @@ class SecondFactors:
     async def step_up_passkey_options(self, account: Account) -> dict[str, Any]:
         """WebAuthn options listing the account's passkeys, for a step-up."""
         async with self.core.db.transaction() as db:
-            allowed = [a for a in await self.enrolled(db, account.id)
-                       if a.kind == AuthenticatorKind.PASSKEY]
-            return await self.core.passkeys.authentication_options(
-                db, passkeys.SECOND_FACTOR, account.id, allowed)
+            return await self.passkey_request(db, account.id)
+
+    async def passkey_request(self, db: AsyncSession, account_id: int) -> dict[str, Any]:
+        """WebAuthn options for one of this account's passkeys as the second factor."""
+        allowed = [a for a in await self.enrolled(db, account_id)
+                   if a.kind == AuthenticatorKind.PASSKEY]
+        return await self.core.passkeys.authentication_options(
+            db, passkeys.SECOND_FACTOR, account_id, allowed)
 
     # --- at login ---------------------------------------------------------------------------
 
@@ -104,7 +108,7 @@ class SecondFactors:
             kinds.append(SMS)
         return kinds
 
-    async def check(self, db: AsyncSession, account: Account, method: str, code: str) -> bool:
+    async def check(self, db: AsyncSession, account: Account, method: str, code: Any) -> bool:
         """Whether ``code`` proves ``method`` for the account, using it up if so.
 
         Each success is a conditional UPDATE, so of two requests racing with one code exactly

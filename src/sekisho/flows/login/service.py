@@ -43,7 +43,6 @@ from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
 from sekisho.methods import passkeys
-from sekisho.methods.models import AuthenticatorKind
 from sekisho.methods.second_factors import SecondFactors, webauthn_credential
 from sekisho.sessions.models import Session
 from sekisho.sessions.service import token_hash
@@ -227,7 +226,7 @@ class LoginFlow:
                 seconds=core.settings.second_factor_flow_lifetime_seconds),
             "failed_attempts": 0, "detail": detail}
 
-    async def second_factor(self, *, flow: str, method: str, code: str,
+    async def second_factor(self, *, flow: str, method: str, code: Any,
                             ctx: RequestContext) -> LoginResult:
         """Finish a login with a second factor. Wrong entries count in the flow's own lane
         (``second_factor_max_attempts``), apart from password failures; then it is dead."""
@@ -268,10 +267,7 @@ class LoginFlow:
             if flow is None:
                 return await core.passkeys.authentication_options(db, passkeys.LOGIN)
             _, account = await self._stage(db, flow)
-            allowed = [a for a in await self.factors.enrolled(db, account.id)
-                       if a.kind == AuthenticatorKind.PASSKEY]
-            return await core.passkeys.authentication_options(
-                db, passkeys.SECOND_FACTOR, account.id, allowed)
+            return await self.factors.passkey_request(db, account.id)
 
     async def passkey_login(self, *, credential: Any, ctx: RequestContext,
                             device_cookie: str | None) -> LoginResult:
