@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     second_factor_max_attempts: int = Field(default=10, ge=1)
     """Wrong second-factor entries per login, counted apart from password failures; then the
     login must start again. Ten leaves a 1 in 100,000 chance against a 6-digit code."""
+    second_factor_required: bool = False
+    """Operator policy: every member must have a second factor. A member without one sets up
+    an authenticator app during login (the enrolment stage) before getting a session.
+    Worth turning on for services that hold money (NIST SP 800-63B AAL2)."""
     sms_second_factor: bool = False
     """Offer an SMS code as a second factor to members with a verified phone. Off by default:
     NIST SP 800-63B §5.1.3.3 calls SMS a restricted authenticator (SIM swap, interception)."""

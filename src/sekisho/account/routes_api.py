@@ -7,7 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from sekisho.account.service import account_view, authenticator_view, session_view
+from sekisho.account.service import (
+    account_view,
+    authenticator_view,
+    provisioning_view,
+    session_view,
+)
 from sekisho.context import RequestContext
 from sekisho.flows.schemas import (
     CodeIn,
@@ -162,9 +167,7 @@ async def start_totp(body: FactorNameIn, request: Request,
     await request.app.state.flows.login.factors.require_recent(active)
     authenticator_id, provisioning = await _flows(request).login.factors.start_totp(
         active.account, body.name)
-    return {"id": authenticator_id, "secret": provisioning.secret,
-            "secret_grouped": provisioning.grouped, "otpauth_uri": provisioning.uri,
-            "qr_svg": provisioning.qr_svg,
+    return {**provisioning_view(authenticator_id, provisioning),
             "confirm": f"/api/v1/account/second-factors/totp/{authenticator_id}/confirm"}
 
 

@@ -15,6 +15,7 @@ from sekisho.identity.normalize import normalise_password
 from sekisho.identity.service import context_words
 from sekisho.methods.models import Authenticator
 from sekisho.methods.second_factors import SecondFactors
+from sekisho.methods.totp import Provisioning
 from sekisho.sessions.models import Session
 from sekisho.sessions.service import ActiveSession
 
@@ -43,6 +44,13 @@ def authenticator_view(authenticator: Authenticator) -> dict[str, Any]:
         "last_used_at": (authenticator.last_used_at.isoformat()
                          if authenticator.last_used_at else None),
     }
+
+
+def provisioning_view(authenticator_id: int, provisioning: Provisioning) -> dict[str, Any]:
+    """A new authenticator app as the API shows it, once: scan ``qr_svg`` or type the key."""
+    return {"id": authenticator_id, "secret": provisioning.secret,
+            "secret_grouped": provisioning.grouped, "otpauth_uri": provisioning.uri,
+            "qr_svg": provisioning.qr_svg}
 
 
 def session_view(session: Session) -> dict[str, Any]:

@@ -7,10 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from sekisho.account.service import account_view, session_view
+from sekisho.account.service import account_view, provisioning_view, session_view
 from sekisho.context import RequestContext
 from sekisho.flows.login.service import LoginResult
 from sekisho.flows.schemas import (
+    EnrolConfirmIn,
+    EnrolIn,
     FlowIn,
     IdReminderIn,
     LoginIn,
@@ -101,6 +103,25 @@ async def login_second_factor(body: SecondFactorIn, request: Request,
     return _logged_in(request, result)
 
 
+@router.post("/login/enrol/totp", status_code=201)
+async def login_enrol_totp(body: EnrolIn, request: Request) -> dict[str, Any]:
+    """The enrolment stage (``"next": "enrol"``: policy requires a second factor): a new
+    authenticator app to scan, confirmed at ``confirm`` with its first code."""
+    authenticator_id, provisioning = await _flows(request).login.enrol_totp(
+        flow=body.flow, name=body.name)
+    return {**provisioning_view(authenticator_id, provisioning),
+            "confirm": f"/api/v1/login/enrol/totp/{authenticator_id}/confirm"}
+
+
+@router.post("/login/enrol/totp/{authenticator_id}/confirm")
+async def login_enrol_confirm(authenticator_id: int, body: EnrolConfirmIn, request: Request,
+                              context: RequestContext = Depends(ctx)) -> dict[str, Any]:
+    """The app's first code: the login finishes, with 10 recovery codes shown only here."""
+    result, codes = await _flows(request).login.finish_enrolment(
+        flow=body.flow, authenticator_id=authenticator_id, code=body.code, ctx=context)
+    return {**_logged_in(request, result), "recovery_codes": codes}
+
+
 @router.post("/login/passkey/options")
 async def passkey_options(body: PasskeyOptionsIn, request: Request) -> dict[str, Any]:
     """WebAuthn options for ``navigator.credentials.get``: for a passwordless login, or with
@@ -127,8 +148,8 @@ async def login_sms_code(body: FlowIn, request: Request,
 
 def _logged_in(request: Request, result: LoginResult) -> dict[str, Any]:
     if result.flow is not None:
-        return {"next": "mfa", "flow": result.flow, "methods": result.methods,
-                "reference": result.reference}
+        return {"next": "enrol" if result.enrol else "mfa", "flow": result.flow,
+                "methods": result.methods, "reference": result.reference}
     assert result.token is not None and result.device_cookie is not None
     set_session_cookie(request, result.token)
     set_known_device_cookie(request, result.device_cookie)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sekisho.flows.login.service import LoginResult
+from sekisho.methods.totp import Provisioning
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import (
     known_device_cookie,
@@ -48,7 +49,7 @@ async def login_submit(request: Request) -> Response:
         result = await _flows(request).login.login(
             identifier=data.get("identifier", ""), password=data.get("password", ""),
             ctx=request.state.facts.context(), device_cookie=known_device_cookie(request))
-        return _logged_in(request, result, data.get("next"))
+        return await _logged_in(request, result, data.get("next"))
 
     return await handle_form(request, "login.html", act, keep=("identifier", "next"))
 
@@ -59,7 +60,7 @@ async def login_second_factor_submit(request: Request) -> Response:
         result = await _flows(request).login.second_factor(
             flow=data.get("flow", ""), method=data.get("method", ""), code=data.get("code", ""),
             ctx=request.state.facts.context())
-        return _logged_in(request, result, data.get("next"))
+        return await _logged_in(request, result, data.get("next"))
 
     return await handle_form(request, "login_mfa.html", act, keep=("flow", "next", "method"),
                              context=await _stage_context(request))
@@ -86,8 +87,42 @@ async def _stage_context(request: Request) -> dict[str, Any]:
     return {"methods": [m for m in methods.split(",") if m]}
 
 
-def _logged_in(request: Request, result: LoginResult, next_path: str | None) -> Response:
-    """A session (redirect on, with any notices), or the second-factor page."""
+@router.post("/login/enrol")
+async def login_enrol_submit(request: Request) -> Response:
+    """The enrolment stage's confirm form: the app's first code finishes the login."""
+    login = _flows(request).login
+    form = await request.form()
+    flow, authenticator = str(form.get("flow", "")), str(form.get("authenticator", ""))
+    next_path = str(form.get("next", ""))
+
+    async def act(data: dict[str, str]) -> Response:
+        result, codes = await login.finish_enrolment(
+            flow=flow, authenticator_id=int(authenticator or 0), code=data.get("code", ""),
+            ctx=request.state.facts.context())
+        await _logged_in(request, result, next_path)  # sets the cookies; codes shown first
+        return _page(request, "recovery_codes.html", codes=codes, first=True,
+                     next=safe_next(next_path))
+
+    provisioning = (await login.pending_enrolment(flow=flow, authenticator_id=int(authenticator))
+                    if authenticator.isdigit() else None)
+    return await handle_form(request, "totp_setup.html", act,
+                             context=_enrol_page(provisioning, flow, authenticator, next_path))
+
+
+def _enrol_page(provisioning: Provisioning | None, flow: str, authenticator: str,
+                next_path: str | None) -> dict[str, Any]:
+    return {"provisioning": provisioning, "action": "/login/enrol", "enrolment": True,
+            "hidden": {"flow": flow, "authenticator": authenticator, "next": next_path or ""}}
+
+
+async def _logged_in(request: Request, result: LoginResult, next_path: str | None) -> Response:
+    """A session (redirect on, with any notices), the second-factor page, or (where policy
+    requires a second factor) the page to set up an authenticator app."""
+    if result.flow is not None and result.enrol:
+        authenticator_id, provisioning = await _flows(request).login.enrol_totp(
+            flow=result.flow, name="")
+        return _page(request, "totp_setup.html",
+                     **_enrol_page(provisioning, result.flow, str(authenticator_id), next_path))
     if result.flow is not None:
         return _page(request, "login_mfa.html", methods=result.methods,
                      values={"flow": result.flow, "next": next_path or "",

@@ -120,3 +120,11 @@ class NoticesIn(_Body):
 
 class FactorNameIn(_Body):
     name: str = Field(default="", max_length=64)
+
+
+class EnrolIn(FlowIn):
+    name: str = Field(default="", max_length=64)
+
+
+class EnrolConfirmIn(FlowIn):
+    code: str = Field(max_length=32)

@@ -43,7 +43,8 @@ from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
 from sekisho.methods import passkeys
-from sekisho.methods.second_factors import SecondFactors, webauthn_credential
+from sekisho.methods.second_factors import TOTP, SecondFactors, webauthn_credential
+from sekisho.methods.totp import Provisioning
 from sekisho.sessions.models import Session
 from sekisho.sessions.service import token_hash
 
@@ -63,6 +64,8 @@ class LoginResult:
     """The second-factor stage's token, when the account has a second factor."""
     methods: list[str] = field(default_factory=list)
     """The methods that can finish that stage."""
+    enrol: bool = False
+    """The stage is enrolment: policy requires a second factor and the account has none."""
 
 
 class LoginFlow:
@@ -181,9 +184,12 @@ class LoginFlow:
         if session is not None:
             kind, outcome = EventKind.REAUTHENTICATION, OK
             row: dict[str, Any] = {}
-        elif methods:
-            kind, outcome = EventKind.LOGIN, "second_factor_required"
-            flow, row = self._flow(account.id, {**detail, "notice_list": notices})
+        elif methods or core.settings.second_factor_required:
+            enrol = not methods
+            kind = EventKind.LOGIN
+            outcome = "second_factor_enrolment_required" if enrol else "second_factor_required"
+            flow, row = self._flow(account.id, {**detail, "notice_list": notices,
+                                                "enrol": enrol})
         else:
             kind, outcome = EventKind.LOGIN, OK
             token, row = core.sessions.new(account.id, ctx)
@@ -209,7 +215,7 @@ class LoginFlow:
         await core.db.run(record, write=True)
         if flow is not None:
             return LoginResult(None, account, event_row["reference"], None, flow=flow,
-                               methods=methods)
+                               methods=methods or [TOTP], enrol=not methods)
         if session is None and not trusted:
             await self.alarm.notify(account, ctx)
         return LoginResult(token, account, event_row["reference"],
@@ -258,6 +264,37 @@ class LoginFlow:
             await self.alarm.notify(account, ctx)
         return LoginResult(token, account, reference, core.devices.issue(account.id),
                            stage.detail.get("notice_list", []))
+
+    async def enrol_totp(self, *, flow: str, name: str) -> tuple[int, Provisioning]:
+        """The enrolment stage: a new authenticator app for the account logging in."""
+        async with self.core.db.read() as db:
+            _, account = await self._stage(db, flow, enrol=True)
+        return await self.factors.start_totp(account, name)
+
+    async def pending_enrolment(self, *, flow: str, authenticator_id: int) -> Provisioning:
+        """The enrolment stage's app again (its QR code and key), after a wrong code."""
+        async with self.core.db.read() as db:
+            _, account = await self._stage(db, flow, enrol=True)
+        return await self.factors.pending_totp(account, authenticator_id)
+
+    async def finish_enrolment(self, *, flow: str, authenticator_id: int, code: str,
+                               ctx: RequestContext) -> tuple[LoginResult, list[str]]:
+        """Confirm the app with its first code, then finish the login. Returns the session
+        and the recovery codes to show once."""
+        core = self.core
+        async with core.db.read() as db:
+            stage, account = await self._stage(db, flow, enrol=True)
+        codes = await self.factors.confirm_totp(account, authenticator_id, code, ctx) or []
+        async with core.db.transaction() as db:
+            if not await self._complete(db, stage):
+                raise SekishoError("login.flow_expired")
+            detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
+                      "second_factor": TOTP}
+            token, reference = await self._open_session(db, account, ctx, detail)
+        if not stage.detail.get("trusted_device"):
+            await self.alarm.notify(account, ctx)
+        return LoginResult(token, account, reference, core.devices.issue(account.id),
+                           stage.detail.get("notice_list", [])), codes
 
     async def passkey_options(self, *, flow: str | None = None) -> dict[str, Any]:
         """WebAuthn options: for a passwordless login, or (with ``flow``) for the second
@@ -313,11 +350,15 @@ class LoginFlow:
             _, account = await self._stage(db, flow)
             await self.factors.send_sms(db, account)
 
-    async def _stage(self, db: AsyncSession, flow: str) -> tuple[PendingLogin, Account]:
-        """The open second-factor stage behind ``flow``, or ``login.flow_expired``."""
+    async def _stage(self, db: AsyncSession, flow: str,
+                     enrol: bool = False) -> tuple[PendingLogin, Account]:
+        """The open second-factor stage (or with ``enrol``, enrolment stage) behind
+        ``flow``, or ``login.flow_expired``."""
         core = self.core
-        stage = await db.scalar(select(PendingLogin).where(PendingLogin.token_hash == token_hash(flow)))
+        stage = await db.scalar(
+            select(PendingLogin).where(PendingLogin.token_hash == token_hash(flow)))
         if (stage is None or stage.completed_at is not None
+                or bool(stage.detail.get("enrol")) != enrol
                 or stage.expires_at <= core.clock.now()
                 or stage.failed_attempts >= core.settings.second_factor_max_attempts):
             raise SekishoError("login.flow_expired")
