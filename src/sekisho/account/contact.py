@@ -17,6 +17,7 @@ moving the account's contact details away.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +37,8 @@ from sekisho.methods.second_factors import SecondFactors
 from sekisho.sessions.service import ActiveSession
 
 _EMAIL, _PHONE = "email", "phone"
+# Applies a confirmed change, inside the transaction that used up its code.
+_Change = Callable[[AsyncSession, Account, Challenge], Awaitable[None]]
 
 
 class ContactChanges:
@@ -235,7 +238,7 @@ class ContactChanges:
                                            target=target, lifetime_seconds=lifetime)
 
     async def _confirm(self, active: ActiveSession, code: str, ctx: RequestContext,
-                       purpose: Purpose, kind: EventKind, change: Any) -> Account:
+                       purpose: Purpose, kind: EventKind, change: _Change) -> Account:
         """Check the code for ``purpose``; on success apply ``change`` in the same
         transaction. A wrong code is committed (the attempt is spent) and then raised."""
         core = self.core
