@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from sekisho.account.service import account_view, provisioning_view, session_view
 from sekisho.context import RequestContext
-from sekisho.flows.login.service import LoginResult
+from sekisho.flows.login.result import LoginResult
 from sekisho.flows.schemas import (
     EnrolConfirmIn,
     EnrolIn,
@@ -98,7 +98,7 @@ async def login(body: LoginIn, request: Request,
 async def login_second_factor(body: SecondFactorIn, request: Request,
                               context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     """The second-factor stage: ``method`` is one of the ``methods`` the login offered."""
-    result = await _flows(request).login.second_factor(
+    result = await _flows(request).login.stages.second_factor(
         flow=body.flow, method=body.method, code=body.credential or body.code, ctx=context)
     return _logged_in(request, result)
 
@@ -107,7 +107,7 @@ async def login_second_factor(body: SecondFactorIn, request: Request,
 async def login_enrol_totp(body: EnrolIn, request: Request) -> dict[str, Any]:
     """The enrolment stage (``"next": "enrol"``: policy requires a second factor): a new
     authenticator app to scan, confirmed at ``confirm`` with its first code."""
-    authenticator_id, provisioning = await _flows(request).login.enrol_totp(
+    authenticator_id, provisioning = await _flows(request).login.stages.enrol_totp(
         flow=body.flow, name=body.name)
     return {**provisioning_view(authenticator_id, provisioning),
             "confirm": f"/api/v1/login/enrol/totp/{authenticator_id}/confirm"}
@@ -117,7 +117,7 @@ async def login_enrol_totp(body: EnrolIn, request: Request) -> dict[str, Any]:
 async def login_enrol_confirm(authenticator_id: int, body: EnrolConfirmIn, request: Request,
                               context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     """The app's first code: the login finishes, with 10 recovery codes shown only here."""
-    result, codes = await _flows(request).login.finish_enrolment(
+    result, codes = await _flows(request).login.stages.finish_enrolment(
         flow=body.flow, authenticator_id=authenticator_id, code=body.code, ctx=context)
     return {**_logged_in(request, result), "recovery_codes": codes}
 
@@ -126,7 +126,10 @@ async def login_enrol_confirm(authenticator_id: int, body: EnrolConfirmIn, reque
 async def passkey_options(body: PasskeyOptionsIn, request: Request) -> dict[str, Any]:
     """WebAuthn options for ``navigator.credentials.get``: for a passwordless login, or with
     ``flow`` for the second factor of that login."""
-    return {"publicKey": await _flows(request).login.passkey_options(flow=body.flow)}
+    login = _flows(request).login
+    options = (await login.stages.passkey_options(body.flow) if body.flow
+               else await login.passkey_options())
+    return {"publicKey": options}
 
 
 @router.post("/login/passkey")
@@ -142,7 +145,7 @@ async def passkey_login(body: PasskeyLoginIn, request: Request,
 async def login_sms_code(body: FlowIn, request: Request,
                          context: RequestContext = Depends(ctx)) -> dict[str, Any]:
     """Text a login code, where the login offered ``sms``."""
-    await _flows(request).login.send_login_code(flow=body.flow, ctx=context)
+    await _flows(request).login.stages.send_login_code(flow=body.flow, ctx=context)
     return {"status": "code_sent"}
 
 

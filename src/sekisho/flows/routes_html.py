@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from sekisho.flows.login.service import LoginResult
+from sekisho.flows.login.result import LoginResult
 from sekisho.methods.totp import Provisioning
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import (
@@ -57,7 +57,7 @@ async def login_submit(request: Request) -> Response:
 @router.post("/login/mfa")
 async def login_second_factor_submit(request: Request) -> Response:
     async def act(data: dict[str, str]) -> Response:
-        result = await _flows(request).login.second_factor(
+        result = await _flows(request).login.stages.second_factor(
             flow=data.get("flow", ""), method=data.get("method", ""), code=data.get("code", ""),
             ctx=request.state.facts.context())
         return await _logged_in(request, result, data.get("next"))
@@ -69,7 +69,7 @@ async def login_second_factor_submit(request: Request) -> Response:
 @router.post("/login/mfa/sms")
 async def login_sms_submit(request: Request) -> Response:
     async def act(data: dict[str, str]) -> Response:
-        await _flows(request).login.send_login_code(flow=data.get("flow", ""),
+        await _flows(request).login.stages.send_login_code(flow=data.get("flow", ""),
                                                     ctx=request.state.facts.context())
         return _page(request, "login_mfa.html", notice="login_code_sent",
                      values={"flow": data.get("flow"), "next": data.get("next"),
@@ -90,20 +90,20 @@ async def _stage_context(request: Request) -> dict[str, Any]:
 @router.post("/login/enrol")
 async def login_enrol_submit(request: Request) -> Response:
     """The enrolment stage's confirm form: the app's first code finishes the login."""
-    login = _flows(request).login
+    stages = _flows(request).login.stages
     form = await request.form()
     flow, authenticator = str(form.get("flow", "")), str(form.get("authenticator", ""))
     next_path = str(form.get("next", ""))
 
     async def act(data: dict[str, str]) -> Response:
-        result, codes = await login.finish_enrolment(
+        result, codes = await stages.finish_enrolment(
             flow=flow, authenticator_id=int(authenticator or 0), code=data.get("code", ""),
             ctx=request.state.facts.context())
         await _logged_in(request, result, next_path)  # sets the cookies; codes shown first
         return _page(request, "recovery_codes.html", codes=codes, first=True,
                      next=safe_next(next_path))
 
-    provisioning = (await login.pending_enrolment(flow=flow, authenticator_id=int(authenticator))
+    provisioning = (await stages.pending_enrolment(flow=flow, authenticator_id=int(authenticator))
                     if authenticator.isdigit() else None)
     return await handle_form(request, "totp_setup.html", act,
                              context=_enrol_page(provisioning, flow, authenticator, next_path))
@@ -119,7 +119,7 @@ async def _logged_in(request: Request, result: LoginResult, next_path: str | Non
     """A session (redirect on, with any notices), the second-factor page, or (where policy
     requires a second factor) the page to set up an authenticator app."""
     if result.flow is not None and result.enrol:
-        authenticator_id, provisioning = await _flows(request).login.enrol_totp(
+        authenticator_id, provisioning = await _flows(request).login.stages.enrol_totp(
             flow=result.flow, name="")
         return _page(request, "totp_setup.html",
                      **_enrol_page(provisioning, result.flow, str(authenticator_id), next_path))

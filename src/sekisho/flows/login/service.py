@@ -21,11 +21,11 @@ connection (or SQLite's write lock) while argon2 runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.account.alarm import NewDeviceAlarm
@@ -36,6 +36,8 @@ from sekisho.errors import SekishoError
 from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
 from sekisho.flows.login.models import PendingLogin
+from sekisho.flows.login.result import LoginResult
+from sekisho.flows.login.stages import LoginStages, open_session
 from sekisho.guard.devices import DeviceCookie
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
@@ -44,28 +46,7 @@ from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
 from sekisho.methods import passkeys
 from sekisho.methods.second_factors import TOTP, SecondFactors, webauthn_credential
-from sekisho.methods.totp import Provisioning
 from sekisho.sessions.models import Session
-from sekisho.sessions.service import token_hash
-
-
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    token: str | None
-    """The new session's token (``None`` when a second factor is due, or an existing
-    session was re-authenticated)."""
-    account: Account
-    reference: str
-    device_cookie: str | None
-    """A fresh device cookie for this browser (OWASP: reissued at every login)."""
-    notices: list[dict[str, Any]] = field(default_factory=list)
-    """Things to tell the member now that they proved who they are (card replaced, ...)."""
-    flow: str | None = None
-    """The second-factor stage's token, when the account has a second factor."""
-    methods: list[str] = field(default_factory=list)
-    """The methods that can finish that stage."""
-    enrol: bool = False
-    """The stage is enrolment: policy requires a second factor and the account has none."""
 
 
 class LoginFlow:
@@ -73,6 +54,7 @@ class LoginFlow:
         self.core = core
         self.alarm = NewDeviceAlarm(core)
         self.factors = SecondFactors(core)
+        self.stages = LoginStages(core, self.alarm, self.factors)
 
     async def login(self, *, identifier: str, password: str, ctx: RequestContext,
                     device_cookie: str | None = None) -> LoginResult:
@@ -188,7 +170,7 @@ class LoginFlow:
             enrol = not methods
             kind = EventKind.LOGIN
             outcome = "second_factor_enrolment_required" if enrol else "second_factor_required"
-            flow, row = self._flow(account.id, {**detail, "notice_list": notices,
+            flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
                                                 "enrol": enrol})
         else:
             kind, outcome = EventKind.LOGIN, OK
@@ -221,90 +203,10 @@ class LoginFlow:
         return LoginResult(token, account, event_row["reference"],
                            core.devices.issue(account.id), notices)
 
-    def _flow(self, account_id: int, detail: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """A new second-factor stage: its token and row."""
-        core = self.core
-        now = core.clock.now()
-        token = core.tokens.token(32)
-        return token, {
-            "account_id": account_id, "token_hash": token_hash(token), "created_at": now,
-            "expires_at": now + timedelta(
-                seconds=core.settings.second_factor_flow_lifetime_seconds),
-            "failed_attempts": 0, "detail": detail}
-
-    async def second_factor(self, *, flow: str, method: str, code: Any,
-                            ctx: RequestContext) -> LoginResult:
-        """Finish a login with a second factor. Wrong entries count in the flow's own lane
-        (``second_factor_max_attempts``), apart from password failures; then it is dead."""
-        core = self.core
-        await core.limiter.hit(Action.CODE_VERIFY, ip=ctx.ip)
-        async with core.db.transaction() as db:
-            stage, account = await self._stage(db, flow)
-            if method not in await self._methods(db, account):
-                raise SekishoError("request.invalid", field="method",
-                                   params={"reason": "method_unavailable"})
-            error = None
-            if not await self.factors.check(db, account, method, code):
-                error = await self._wrong_second_factor(db, stage)
-            elif not await self._complete(db, stage):
-                # A racing request finished this login first: roll back, so this code is
-                # not used up for nothing.
-                raise SekishoError("login.flow_expired")
-            detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
-                      "second_factor": method}
-            if error is None:
-                token, reference = await self._open_session(db, account, ctx, detail)
-            else:
-                event = await core.events.record(db, kind=EventKind.LOGIN, outcome=error.code,
-                                                 ctx=ctx, account_id=account.id, detail=detail)
-        if error is not None:
-            error.reference = event.reference
-            raise error
-        if not stage.detail.get("trusted_device"):
-            await self.alarm.notify(account, ctx)
-        return LoginResult(token, account, reference, core.devices.issue(account.id),
-                           stage.detail.get("notice_list", []))
-
-    async def enrol_totp(self, *, flow: str, name: str) -> tuple[int, Provisioning]:
-        """The enrolment stage: a new authenticator app for the account logging in."""
-        async with self.core.db.read() as db:
-            _, account = await self._stage(db, flow, enrol=True)
-        return await self.factors.start_totp(account, name)
-
-    async def pending_enrolment(self, *, flow: str, authenticator_id: int) -> Provisioning:
-        """The enrolment stage's app again (its QR code and key), after a wrong code."""
-        async with self.core.db.read() as db:
-            _, account = await self._stage(db, flow, enrol=True)
-        return await self.factors.pending_totp(account, authenticator_id)
-
-    async def finish_enrolment(self, *, flow: str, authenticator_id: int, code: str,
-                               ctx: RequestContext) -> tuple[LoginResult, list[str]]:
-        """Confirm the app with its first code, then finish the login. Returns the session
-        and the recovery codes to show once."""
-        core = self.core
-        async with core.db.read() as db:
-            stage, account = await self._stage(db, flow, enrol=True)
-        codes = await self.factors.confirm_totp(account, authenticator_id, code, ctx) or []
-        async with core.db.transaction() as db:
-            if not await self._complete(db, stage):
-                raise SekishoError("login.flow_expired")
-            detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
-                      "second_factor": TOTP}
-            token, reference = await self._open_session(db, account, ctx, detail)
-        if not stage.detail.get("trusted_device"):
-            await self.alarm.notify(account, ctx)
-        return LoginResult(token, account, reference, core.devices.issue(account.id),
-                           stage.detail.get("notice_list", [])), codes
-
-    async def passkey_options(self, *, flow: str | None = None) -> dict[str, Any]:
-        """WebAuthn options: for a passwordless login, or (with ``flow``) for the second
-        factor of that login, listing the account's passkeys."""
-        core = self.core
-        async with core.db.transaction() as db:
-            if flow is None:
-                return await core.passkeys.authentication_options(db, passkeys.LOGIN)
-            _, account = await self._stage(db, flow)
-            return await self.factors.passkey_request(db, account.id)
+    async def passkey_options(self) -> dict[str, Any]:
+        """WebAuthn options for a passwordless login: the browser offers its passkeys."""
+        async with self.core.db.transaction() as db:
+            return await self.core.passkeys.authentication_options(db, passkeys.LOGIN)
 
     async def passkey_login(self, *, credential: Any, ctx: RequestContext,
                             device_cookie: str | None) -> LoginResult:
@@ -325,74 +227,13 @@ class LoginFlow:
                 if failure is None:
                     trusted = core.devices.read(device_cookie, account.id,
                                                 account.devices_reset_at) is not None
-                    token, reference = await self._open_session(
-                        db, account, ctx, {"method": "passkey", "trusted_device": trusted})
+                    token, reference = await open_session(
+                        core, db, account, ctx, {"method": "passkey", "trusted_device": trusted})
         if failure is not None:
             await self._refuse(failure, None, None, ctx)
         if not trusted:
             await self.alarm.notify(account, ctx)
         return LoginResult(token, account, reference, core.devices.issue(account.id))
-
-    async def _open_session(self, db: AsyncSession, account: Account, ctx: RequestContext,
-                            detail: dict[str, Any]) -> tuple[str, str]:
-        """A session for a completed login, with its event; the token and the reference."""
-        token, row = self.core.sessions.new(account.id, ctx)
-        await db.execute(insert(Session).values(row))
-        event = await self.core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
-                                              account_id=account.id, detail=detail)
-        return token, event.reference
-
-    async def send_login_code(self, *, flow: str, ctx: RequestContext) -> None:
-        """Text a login code for an open second-factor stage (where SMS is offered)."""
-        core = self.core
-        await core.limiter.hit(Action.CODE_SEND, ip=ctx.ip, key=f"flow:{token_hash(flow)}")
-        async with core.db.transaction() as db:
-            _, account = await self._stage(db, flow)
-            await self.factors.send_sms(db, account)
-
-    async def _stage(self, db: AsyncSession, flow: str,
-                     enrol: bool = False) -> tuple[PendingLogin, Account]:
-        """The open second-factor stage (or with ``enrol``, enrolment stage) behind
-        ``flow``, or ``login.flow_expired``."""
-        core = self.core
-        stage = await db.scalar(
-            select(PendingLogin).where(PendingLogin.token_hash == token_hash(flow)))
-        if (stage is None or stage.completed_at is not None
-                or bool(stage.detail.get("enrol")) != enrol
-                or stage.expires_at <= core.clock.now()
-                or stage.failed_attempts >= core.settings.second_factor_max_attempts):
-            raise SekishoError("login.flow_expired")
-        account = await db.get(Account, stage.account_id)
-        assert account is not None
-        if account.password_login_disabled_at is not None:
-            # "This wasn't me" (or the failure cap) closes logins that passed the password.
-            raise SekishoError("login.flow_expired")
-        return stage, account
-
-    async def _methods(self, db: AsyncSession, account: Account) -> list[str]:
-        conn = await db.connection()
-        return await conn.run_sync(lambda sync: self.factors.methods(sync, account))
-
-    async def _wrong_second_factor(self, db: AsyncSession, stage: PendingLogin) -> SekishoError:
-        """Count the wrong entry in the flow (in the database: concurrent ones all count)."""
-        spent = int(await db.scalar(
-            update(PendingLogin).where(PendingLogin.id == stage.id)
-            .values(failed_attempts=PendingLogin.failed_attempts + 1)
-            .returning(PendingLogin.failed_attempts)
-            .execution_options(synchronize_session=False)) or 0)
-        left = self.core.settings.second_factor_max_attempts - spent
-        if left <= 0:
-            return SekishoError("login.flow_expired")
-        return SekishoError("second_factor.invalid_code", field="code",
-                            extra={"attempts_left": left})
-
-    async def _complete(self, db: AsyncSession, stage: PendingLogin) -> bool:
-        """Close the stage; of two racing completions exactly one gets True."""
-        result = await db.execute(
-            update(PendingLogin).where(PendingLogin.id == stage.id, PendingLogin.completed_at.is_(None))
-            .values(completed_at=self.core.clock.now())
-            .execution_options(synchronize_session=False))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def unlock(self, *, token: str, ctx: RequestContext) -> str:
         """Use a lock mail's "unlock this browser" link: a device cookie for this browser.
