@@ -63,6 +63,7 @@ class DeviceCookies:
             return None
         # At or before: cookies carry whole seconds, and one issued in the second the
         # devices were forgotten may predate it.
-        if not_before is not None and int(token.claims.get("iat", 0)) <= int(not_before.timestamp()):
+        issued = int(token.claims.get("iat", 0))
+        if not_before is not None and issued <= int(not_before.timestamp()):
             return None
         return DeviceCookie(account_id, str(token.claims["jti"]))

@@ -66,8 +66,7 @@ class Passkeys:
             authenticator_selection=AuthenticatorSelectionCriteria(
                 resident_key=ResidentKeyRequirement.REQUIRED,
                 user_verification=UserVerificationRequirement.REQUIRED),
-            exclude_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(a.credential_id))
-                                 for a in existing if a.credential_id])
+            exclude_credentials=_descriptors(existing))
         await self._remember(db, options.challenge, REGISTER, account.id)
         return json.loads(options_to_json(options))  # type: ignore[no-any-return]
 
@@ -105,8 +104,7 @@ class Passkeys:
         options = generate_authentication_options(
             rp_id=self.rp_id, timeout=self._timeout * 1000,
             user_verification=UserVerificationRequirement.REQUIRED,
-            allow_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(a.credential_id))
-                               for a in allowed or [] if a.credential_id])
+            allow_credentials=_descriptors(allowed or []))
         await self._remember(db, options.challenge, purpose, account_id)
         return json.loads(options_to_json(options))  # type: ignore[no-any-return]
 
@@ -176,3 +174,8 @@ class Passkeys:
         if not used.rowcount:  # type: ignore[attr-defined]
             raise SekishoError("passkey.invalid")
         return challenge
+
+
+def _descriptors(authenticators: list[Authenticator]) -> list[PublicKeyCredentialDescriptor]:
+    return [PublicKeyCredentialDescriptor(id=base64url_to_bytes(a.credential_id))
+            for a in authenticators if a.credential_id]

@@ -257,8 +257,8 @@ class SecondFactors:
         account's first second factor (to show once), else None."""
         async with self.core.db.transaction() as db:
             first = not await self.enrolled(db, account.id)
-            passkey = await self.core.passkeys.register(db, account, webauthn_credential(credential),
-                                                        _name(name))
+            passkey = await self.core.passkeys.register(
+                db, account, webauthn_credential(credential), _name(name))
             return await self._added(db, account, passkey, first, ctx)
 
     async def _added(self, db: AsyncSession, account: Account, factor: Authenticator,
