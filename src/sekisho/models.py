@@ -5,9 +5,10 @@ from sekisho.db import Base
 from sekisho.events.models import AuthEvent
 from sekisho.flows.login.models import PendingLogin
 from sekisho.identity.models import Account, Identifier
+from sekisho.maintenance.models import MaintenanceWindow
 from sekisho.methods.models import Authenticator, RecoveryCode, WebAuthnChallenge
 from sekisho.notify.models import OutboxMessage
 from sekisho.sessions.models import Session
 
 __all__ = ["Account", "AuthEvent", "Authenticator", "Base", "Challenge", "Identifier",
-           "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]
+           "MaintenanceWindow", "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]

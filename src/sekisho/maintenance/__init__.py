@@ -1,0 +1,1 @@
+"""Maintenance windows: planned, announced, and shown as such instead of as failures."""
