@@ -138,6 +138,7 @@ def serve_child(config: dict[str, Any]) -> None:
     import uvicorn
 
     from sekisho.app import create_app
+    from sekisho.observability.logs import log_config
 
     settings = Settings(**config["settings"])
     app = create_app(settings)
@@ -148,8 +149,11 @@ def serve_child(config: dict[str, Any]) -> None:
         backend = Argon2CffiBackend(settings.argon2_memory_kib, settings.argon2_time_cost,
                                     settings.argon2_parallelism)
     print(json.dumps({"backend": backend.key, "name": backend.name}), flush=True)
+    # As ``sekisho serve`` runs it: sekisho's own JSON access log (with request ids) when
+    # the access log is on, uvicorn's off.
     uvicorn.run(app, host=HOST, port=config["port"], proxy_headers=False,
-                log_level=config["log_level"], access_log=config["access_log"])
+                log_level=config["log_level"], access_log=False,
+                log_config=log_config(settings.log_format, config["log_level"].upper()))
 
 
 @dataclass

@@ -27,9 +27,16 @@ from sekisho.flows.recovery.service import RecoveryFlow
 from sekisho.flows.registration.service import RegistrationFlow
 from sekisho.flows.routes_api import router as flow_api
 from sekisho.flows.routes_html import router as flow_pages
+from sekisho.maintenance.middleware import MaintenanceMiddleware
+from sekisho.maintenance.routes_api import router as maintenance_api
+from sekisho.maintenance.service import MaintenanceSchedule
 from sekisho.notify.worker import OutboxWorker
+from sekisho.observability.metrics import ServiceCollector, registry_for
+from sekisho.observability.routes import router as observability_routes
 from sekisho.settings import Settings
+from sekisho.status.board import build_board
 from sekisho.status.routes import router as status_routes
+from sekisho.status.routes_api import router as status_api
 from sekisho.web.cookies import CookieJar
 from sekisho.web.middleware import EdgeMiddleware
 from sekisho.web.static import static_router
@@ -52,7 +59,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     """Build the app. Everything it needs is passed in; nothing is read from globals."""
     settings = settings or Settings()
     core: Core = build_core(settings, clock, tokens, database)
-    worker = OutboxWorker(core.db, settings, core.clock)
+    maintenance = MaintenanceSchedule.from_core(core)
+    worker = OutboxWorker(core.db, settings, core.clock, held=maintenance.held_channels)
     core.notifier.on_enqueue = worker.wake
 
     @contextlib.asynccontextmanager
@@ -77,19 +85,30 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
+            await worker.close()
             await core.close()
 
     app = FastAPI(title="sekisho", version=__version__, lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     app.state.core = core
     app.state.worker = worker
+    app.state.maintenance = maintenance
+    app.state.metrics = ServiceCollector(core)
+    app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.cookies = CookieJar(settings)
     app.state.pages = Pages(settings.service_name)
+    app.state.status = build_board(core, worker, maintenance)
+    app.state.pages.env.globals["delivery_delays"] = app.state.status.delivery_delays
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))
     error_handler.install(app)
-    for router in (flow_api, account_api, account_activity, flow_pages, account_pages, status_routes, static_router()):
+    for router in (flow_api, account_api, account_activity, maintenance_api, status_api,
+                   flow_pages,
+                   account_pages, status_routes, observability_routes, static_router()):
         app.include_router(router)
+    # Added before EdgeMiddleware, so it runs inside it: it needs the request facts, and its
+    # 503 answers get the security headers and the request id like any other.
+    app.add_middleware(MaintenanceMiddleware, schedule=maintenance)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
                        cookies=app.state.cookies)
     return app

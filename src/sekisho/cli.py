@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from sekisho.identity.models import Role
+from sekisho.maintenance.cli import maintenance_app
+from sekisho.status.cli import status_app
 from sekisho.settings import Settings
 
 app = typer.Typer(help="sekisho: identity and login service.", no_args_is_help=True,
@@ -18,6 +20,8 @@ member_app = typer.Typer(help="Manage members.", no_args_is_help=True)
 admin_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
 app.add_typer(admin_app, name="admin")
+app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(status_app, name="status")
 
 DEMO_EMAIL = "demo@example.com"
 
@@ -51,6 +55,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     import uvicorn
 
     from sekisho.migrations.runner import upgrade
+    from sekisho.observability.logs import log_config
 
     settings = _settings()
     if "base_url" not in settings.model_fields_set:
@@ -65,8 +70,10 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
             _print_demo(settings)
     _print_hashing(settings)
     typer.echo(f"sekisho listening on http://{host}:{port}  (public URL {settings.base_url})")
+    # sekisho writes the access log itself (with the request id); uvicorn's is off.
     uvicorn.run("sekisho.cli:asgi_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=False, log_level="info")
+                proxy_headers=False, log_level="info", access_log=False,
+                log_config=log_config(settings.log_format))
 
 
 def asgi_app():  # noqa: ANN201 - uvicorn factory

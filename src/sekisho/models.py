@@ -9,6 +9,7 @@ from sekisho.maintenance.models import MaintenanceWindow
 from sekisho.methods.models import Authenticator, RecoveryCode, WebAuthnChallenge
 from sekisho.notify.models import OutboxMessage
 from sekisho.sessions.models import Session
+from sekisho.status.models import Incident, IncidentUpdate
 
 __all__ = ["Account", "AuthEvent", "Authenticator", "Base", "Challenge", "Identifier",
-           "MaintenanceWindow", "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]
+           "Incident", "IncidentUpdate", "MaintenanceWindow", "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -177,6 +178,31 @@ class Settings(BaseSettings):
     ``{"registration": {"per_ip": "5/minute", "per_key": "3/hour"}}`` (``limits`` notation;
     null disables one side). See docs/guard.md for the defaults and their reasons."""
 
+    # --- status page (/status) ------------------------------------------------------------
+    status_resolved_days: int = Field(default=7, ge=0)
+    """How long a resolved incident stays on /status, /status.json and /status.atom. A week
+    lets members who met the problem find its explanation afterwards, without a long list
+    of old news."""
+    delivery_degraded_after_failures: int = Field(default=3, ge=1)
+    """Failed delivery attempts in a row on one channel (email, SMS) before /status shows it
+    as delayed and pages waiting for a code say so. One failure is often a blip (a server
+    restart, greylisting); three in a row, with the outbox backoff between retries, is a
+    pattern members will notice."""
+    delivery_recovered_after_successes: int = Field(default=1, ge=1)
+    """Successful deliveries in a row that clear the delay. One delivery proves the path
+    works again, and members should not be told to wait when they need not."""
+
+    # --- operations -----------------------------------------------------------------------
+    log_format: Literal["json", "text"] = "json"
+    """``sekisho serve`` logs one JSON object per line (with the request id that events and
+    the ``X-Request-Id`` header carry), or plain text for a terminal."""
+    metrics_token: str | None = None
+    """If set, ``/metrics`` answers only ``Authorization: Bearer <token>``. Unset, it is open:
+    expose it on an internal network only."""
+    outbox_lag_limit_seconds: int = Field(default=300, ge=1)
+    """``/readyz`` fails when the oldest undelivered message is older than this: codes that
+    arrive after they expire are worse than a visible alarm."""
+
     # --- outbox ---------------------------------------------------------------------------
     run_outbox_worker: bool = True
     """Deliver the outbox from inside ``serve``. Turn off when a separate worker runs it."""
@@ -190,6 +216,19 @@ class Settings(BaseSettings):
     """Longest wait between two delivery attempts."""
     outbox_scrub_after_delivery: bool = True
     """Drop message bodies (codes, links) from the database once delivered."""
+
+    # --- maintenance windows --------------------------------------------------------------
+    maintenance_timezone: str = "Asia/Tokyo"
+    """Recurring maintenance windows ("every Monday 00:00 for 7h") are wall-clock times in this
+    IANA zone, daylight saving included; one-off times given without an offset are read in it
+    too. Members see the times in ``display_timezone``."""
+    maintenance_notice_hours: int = Field(default=24, ge=0)
+    """The login page announces a window from this many hours before it starts: members who
+    log in daily see it once, without a banner that never goes away. 0 turns it off."""
+    maintenance_reload_seconds: float = Field(default=5.0, gt=0)
+    """Each process rereads the window list at most this often (every request checks it from
+    memory, never with a query). Windows changed by another process or the CLI apply within
+    this time; the process making the change applies it at once."""
 
     # --- identifiers ----------------------------------------------------------------------
     email_local_part_case_sensitive: bool = False
@@ -211,6 +250,16 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @field_validator("maintenance_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as "
+                             "Asia/Tokyo)") from None
+        return value
 
     @field_validator("default_locale")
     @classmethod

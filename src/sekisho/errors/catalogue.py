@@ -103,6 +103,14 @@ _SPECS = [
        "This sign-in method is not registered.",
        "アカウントのページで、登録済みの認証方法をご確認ください。",
        "Check your registered sign-in methods on the account page.", public=False),
+    # --- status ---------------------------------------------------------------------------
+    _e("incident.not_found", 404,
+       "障害情報が見つかりません。", "The incident was not found.",
+       "番号をご確認ください。", "Check the incident number.", public=False),
+    _e("incident.resolved", 409,
+       "この障害はすでに解決済みです。", "This incident is already resolved.",
+       "問題が再発した場合は、新しい障害として登録してください。",
+       "If the problem is back, open a new incident.", public=False),
     # --- account --------------------------------------------------------------------------
     _e("account.unverified", 403,
        "メールアドレスの確認が完了していません。",
@@ -312,6 +320,18 @@ REASONS: dict[str, dict[str, str]] = {
     "not_a_phone_number": {
         "ja": "電話番号の形式ではありません(例: 090-1234-5678)。",
         "en": "This is not a phone number (for example 090-1234-5678).",
+    },
+    "out_of_range": {
+        "ja": "指定できる範囲を超えています。",
+        "en": "The value is outside the range allowed here.",
+    },
+    "ends_before_start": {
+        "ja": "終了日時は開始日時より後にしてください。",
+        "en": "The end must come after the start.",
+    },
+    "unknown_component": {
+        "ja": "login、registration、email、sms、second_factors のいずれかを指定してください。",
+        "en": "Use login, registration, email, sms or second_factors.",
     },
 }
 

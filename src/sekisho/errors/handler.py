@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError, fill
 from sekisho.events.models import EventKind
+from sekisho.status.routes import status_notice
 
 log = logging.getLogger("sekisho.errors")
 
@@ -92,7 +93,8 @@ async def render_error(request: Request, error: SekishoError) -> Response:
     if wants_json(request):
         return JSONResponse({"error": body}, status_code=error.spec.status, headers=headers)
     pages = request.app.state.pages
-    return pages.render(request, "error.html", {"error": body}, status_code=error.spec.status,
+    context = {"error": body, "status_notice": await status_notice(request)}
+    return pages.render(request, "error.html", context, status_code=error.spec.status,
                         headers=headers)
 
 

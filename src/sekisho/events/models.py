@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     NOTICE_SETTINGS = "notice_settings"
     REQUEST_REJECTED = "request_rejected"
     ACCOUNT_ADMIN = "account_admin"
+    MAINTENANCE = "maintenance"
+    """A maintenance window added or removed (``detail.action``, ``detail.by``)."""
 
 
 OK = "ok"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +22,8 @@ class EventLog:
         self._clock = clock
         self._tokens = tokens
         self._key = hmac.new(secret, b"identifier-hash", hashlib.sha256).digest()
+        self.tally: Counter[tuple[str, str]] = Counter()
+        """Events prepared by this process, by (kind, outcome): the metrics' login outcomes."""
 
     def identifier_hash(self, normalised_value: str) -> str:
         """Keyed, so the log cannot be reversed with a list of emails or card numbers."""
@@ -41,6 +44,7 @@ class EventLog:
                detail: dict[str, Any] | None = None,
                reference: str | None = None) -> dict[str, Any]:
         """The columns of one event, for :meth:`record` or a Core ``INSERT`` (hot paths)."""
+        self.tally[(str(kind), outcome)] += 1
         return {
             "occurred_at": self._clock.now(), "kind": kind, "outcome": outcome,
             "account_id": account_id,

@@ -39,8 +39,10 @@ async def login_page(request: Request, active: ActiveSession | None = Depends(op
                      ) -> Response:
     if active is not None:
         return redirect(safe_next(request.query_params.get("next")))
+    schedule = request.app.state.maintenance
+    upcoming = await schedule.upcoming_notices(schedule.clock.now(), request.state.facts.locale)
     return _page(request, "login.html", values={"next": request.query_params.get("next", "")},
-                 notice=request.query_params.get("notice"))
+                 notice=request.query_params.get("notice"), maintenance_notices=upcoming)
 
 
 @router.post("/login")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from sekisho.db import Database
 from sekisho.notify.models import Channel, DeliveryState, OutboxMessage
 from sekisho.notify.transports import DeliveryError, Transport, transports_from_settings
 from sekisho.settings import Settings
+from sekisho.status.delivery import ChannelHealth, DeliveryPolicy, SharedDeliveryHealth
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +38,6 @@ LEASE_SECONDS = 120.0
 message waits only two minutes."""
 
 _ERROR_MAX_CHARS = 1000
-
-
-@dataclass(slots=True)
-class ChannelHealth:
-    """Delivery health of one channel, for "SMS delayed" style notices."""
-
-    consecutive_failures: int = 0
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +62,7 @@ class OutboxWorker:
         transports: dict[Channel, Transport] | None = None,
         *,
         lease_seconds: float = LEASE_SECONDS,
+        held: Callable[[datetime], Awaitable[frozenset[Channel]]] | None = None,
     ) -> None:
         self._db = database
         self._settings = settings
@@ -78,7 +71,16 @@ class OutboxWorker:
             transports if transports is not None else transports_from_settings(settings, clock)
         )
         self.health: dict[Channel, ChannelHealth] = {ch: ChannelHealth() for ch in Channel}
+        """This process's delivery streaks per channel (``/status`` reads them)."""
+        self._policy = DeliveryPolicy.from_settings(settings)
+        self.shared_health: SharedDeliveryHealth | None = (
+            SharedDeliveryHealth(settings.redis_url, self._policy) if settings.redis_url else None
+        )
+        """The same streaks counted by every worker process, when Redis is configured."""
         self._lease = timedelta(seconds=lease_seconds)
+        self._held = held
+        """The channels to hold now: a maintenance window is on their delivery
+        (``MaintenanceSchedule.held_channels``)."""
         self._wakeup = asyncio.Event()
 
     # --- one pass ---------------------------------------------------------------------------
@@ -100,7 +102,8 @@ class OutboxWorker:
             await self._record(claim, error)
         return attempted
 
-    def _due(self, now: datetime) -> Select[tuple[OutboxMessage]]:
+    def _due(self, now: datetime,
+             held: frozenset[Channel] = frozenset()) -> Select[tuple[OutboxMessage]]:
         query = (
             select(OutboxMessage)
             .where(OutboxMessage.state == DeliveryState.PENDING)
@@ -108,6 +111,10 @@ class OutboxWorker:
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(1)
         )
+        if held:
+            # Held messages stay pending and due: they go out, oldest first, once the
+            # window ends, without spending attempts on a gateway down on purpose.
+            query = query.where(OutboxMessage.channel.not_in(sorted(held)))
         if self._db.dialect == "postgresql":
             # Another worker's claim in flight is skipped, not waited for or duplicated.
             query = query.with_for_update(skip_locked=True)
@@ -115,8 +122,9 @@ class OutboxWorker:
 
     async def _claim_next(self) -> _Claim | None:
         now = self._clock.now()
+        held = await self._held(now) if self._held is not None else frozenset()
         async with self._db.transaction() as session:
-            while (message := (await session.scalars(self._due(now))).first()) is not None:
+            while (message := (await session.scalars(self._due(now, held))).first()) is not None:
                 if message.attempts >= self._settings.outbox_max_attempts:
                     # Every attempt was claimed but never recorded (the worker died each
                     # time). Give up like any exhausted message instead of looping forever.
@@ -176,21 +184,40 @@ class OutboxWorker:
                     message.state = DeliveryState.FAILED
                 else:
                     message.next_attempt_at = now + backoff(settings, message.attempts)
-        self._note_health(Channel(claim.message.channel), now, error, claim.message.id)
+        channel = Channel(claim.message.channel)
+        self._note_health(channel, now, error, claim.message.id)
+        await self._share_health(channel, now, error is None)
 
     def _note_health(
         self, channel: Channel, now: datetime, error: str | None, message_id: int
     ) -> None:
         health = self.health[channel]
+        was_delayed = health.delayed
         if error is None:
-            health.consecutive_failures = 0
-            health.last_success_at = now
+            health.note_success(now, self._policy)
+        else:
+            health.note_failure(now, error[:_ERROR_MAX_CHARS], self._policy)
+            # Id and error only: recipients and bodies are personal data and secrets.
+            logger.warning("outbox %s message %s not delivered: %s", channel, message_id, error)
+        if health.delayed and not was_delayed:
+            logger.error("outbox %s failed %d times in a row: shown as delayed on /status",
+                         channel, health.consecutive_failures)
+        elif was_delayed and not health.delayed:
+            logger.warning("outbox %s delivers again: no longer shown as delayed", channel)
+
+    async def _share_health(self, channel: Channel, now: datetime, ok: bool) -> None:
+        if self.shared_health is None:
             return
-        health.consecutive_failures += 1
-        health.last_failure_at = now
-        health.last_error = error[:_ERROR_MAX_CHARS]
-        # Id and error only: recipients and bodies are personal data and secrets.
-        logger.warning("outbox %s message %s not delivered: %s", channel, message_id, error)
+        try:
+            await self.shared_health.record(channel, now, ok)
+        except Exception:  # Redis down must not stop deliveries
+            logger.warning("could not share %s delivery health through Redis", channel,
+                           exc_info=True)
+
+    async def close(self) -> None:
+        """Release the Redis connection of the shared health, if any (app shutdown)."""
+        if self.shared_health is not None:
+            await self.shared_health.close()
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +23,7 @@ _SECURITY_HEADERS = {
                                "form-action 'self'; object-src 'none'",
 }
 DEVICE_COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers honour (RFC 6265bis)
+access_log = logging.getLogger("sekisho.access")
 
 
 class EdgeMiddleware:
@@ -35,6 +39,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request = Request(scope)
         state = request.state
         state.facts = RequestFacts(request, self.settings, self.proxies)
@@ -51,8 +56,12 @@ class EdgeMiddleware:
                 queue_cookie(request, self.cookies.device, device, DEVICE_COOKIE_MAX_AGE)
         state.device_id = device
 
+        status = 500  # if the app fails before it answers
+
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 for name, value in _SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
@@ -67,4 +76,13 @@ class EdgeMiddleware:
                     headers.append("set-cookie", cookie)
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                # The request id is also in the events this request recorded, and in the
+                # X-Request-Id header a member can quote.
+                access_log.info("%s %s %d", scope["method"], scope["path"], status, extra={
+                    "request_id": state.facts.request_id, "method": scope["method"],
+                    "path": scope["path"], "status": status, "ip": state.facts.ip,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)})

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ class PasswordHasher:
                                             initializer=_lower_priority)
         self.waiting = 0
         """Requests queued for admission or a hashing slot right now (the queue depth)."""
+        self.waits = 0
+        self.waited_seconds = 0.0
+        """How many waits there were, and how long they took together (for the metrics)."""
+        self.refused = 0
+        """Requests that waited the whole queue timeout and were told ``service.busy``."""
         # Verifying against this costs exactly what a real check costs, so an unknown
         # identifier takes as long as a known one (no enumeration by timing).
         self._dummy_hash = self.backend.hash("sekisho-timing-equaliser")
@@ -124,15 +130,22 @@ class PasswordHasher:
             self._slots.release()
 
     async def _acquire(self, limiter: asyncio.Semaphore) -> None:
+        if not limiter.locked():
+            await limiter.acquire()  # free: no wait to count
+            return
         self.waiting += 1
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._queue_timeout):
                 await limiter.acquire()
         except TimeoutError:
+            self.refused += 1
             raise SekishoError("service.busy",
                                retry_after=max(1, round(self._queue_timeout))) from None
         finally:
             self.waiting -= 1
+            self.waits += 1
+            self.waited_seconds += time.perf_counter() - started
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

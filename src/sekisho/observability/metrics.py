@@ -1,0 +1,67 @@
+"""Prometheus metrics, read at scrape time from what the service already counts.
+
+One registry per app (tests build many apps in one process), one collector that asks the
+live objects: no counter is incremented on a hot path but the event log's outcome tally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from sekisho.core import Core
+
+
+class ServiceCollector(Collector):
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.outbox: dict[tuple[str, str], int] = {}
+        """(channel, state) → messages, refreshed by :meth:`refresh` before each scrape."""
+        self.outbox_oldest_pending_seconds = 0.0
+
+    async def refresh(self) -> None:
+        """Read the outbox's numbers (the only ones that need the database)."""
+        from sekisho.observability.readiness import outbox_figures
+
+        self.outbox, self.outbox_oldest_pending_seconds = await outbox_figures(self.core)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        core = self.core
+        events = CounterMetricFamily(
+            "sekisho_events", "Recorded events by kind and outcome (ok or the error code shown)",
+            labels=["kind", "outcome"])
+        for (kind, outcome), count in sorted(core.events.tally.items()):
+            events.add_metric([kind, outcome], count)
+        yield events
+        hasher = core.hasher
+        yield GaugeMetricFamily("sekisho_hash_queue_depth",
+                                "Requests waiting for admission or a hashing slot",
+                                value=hasher.waiting)
+        yield CounterMetricFamily("sekisho_hash_wait_seconds",
+                                  "Time spent waiting for admission or a hashing slot",
+                                  value=hasher.waited_seconds)
+        yield CounterMetricFamily("sekisho_hash_waits", "Waits for admission or a hashing slot",
+                                  value=hasher.waits)
+        yield CounterMetricFamily("sekisho_hash_busy_refusals",
+                                  "Requests refused with service.busy after the queue timeout",
+                                  value=hasher.refused)
+        outbox = GaugeMetricFamily("sekisho_outbox_messages",
+                                   "Outbox messages by channel and state (pending = backlog, "
+                                   "failed = gave up after every retry)",
+                                   labels=["channel", "state"])
+        for (channel, state), count in sorted(self.outbox.items()):
+            outbox.add_metric([channel, state], count)
+        yield outbox
+        yield GaugeMetricFamily("sekisho_outbox_oldest_pending_seconds",
+                                "Age of the oldest message not yet delivered",
+                                value=self.outbox_oldest_pending_seconds)
+
+
+def registry_for(collector: ServiceCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry

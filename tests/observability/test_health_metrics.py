@@ -1,0 +1,73 @@
+"""``/readyz``, ``/metrics`` and the JSON access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from asgi_lifespan import LifespanManager
+from conftest import make_client
+from prometheus_client.parser import text_string_to_metric_families
+
+from sekisho.app import create_app
+from sekisho.observability.logs import JsonFormatter
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_ready_when_database_answers_and_outbox_keeps_up(client, factory, clock, settings):
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+    # A mail nobody delivers (the worker is off in tests) makes the outbox fall behind.
+    await factory.member()
+    await client.post("/api/v1/recovery", json={"identifier": "member1@example.jp"})
+    clock.advance(seconds=settings.outbox_lag_limit_seconds + 1)
+    behind = await client.get("/readyz")
+    assert behind.status_code == 503 and behind.json()["status"] == "not_ready"
+    assert behind.json()["checks"]["outbox_lag_seconds"] > settings.outbox_lag_limit_seconds
+
+
+async def test_ready_checks_redis_when_configured(settings, redis_url):
+    shared = create_app(settings.model_copy(update={"redis_url": redis_url}))
+    async with LifespanManager(shared), make_client(shared) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
+
+
+async def test_metrics_count_login_outcomes_and_the_outbox(client, factory):
+    member = await factory.member()
+    await client.post("/api/v1/login", json={"identifier": member.email, "password": "nope nope"})
+    await client.post("/api/v1/login", json={"identifier": member.email,
+                                             "password": member.password})
+    scraped = await client.get("/metrics")
+    assert scraped.status_code == 200
+    values = samples(scraped.text)
+    assert values[("sekisho_events_total", (("kind", "login"),
+                                            ("outcome", "login.invalid_credentials")))] == 1
+    assert values[("sekisho_events_total", (("kind", "login"), ("outcome", "ok")))] == 1
+    assert values[("sekisho_hash_queue_depth", ())] == 0
+    # The new-device notice is waiting in the outbox.
+    assert values[("sekisho_outbox_messages", (("channel", "email"), ("state", "pending")))] >= 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": "s3cret-token"}])
+async def test_metrics_token_guards_the_endpoint(client):
+    refused = await client.get("/metrics", headers={"Accept": "application/json"})
+    assert refused.status_code == 401
+    allowed = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+    assert allowed.status_code == 200 and "sekisho_hash_queue_depth" in allowed.text
+
+
+async def test_access_log_is_json_with_the_request_id(client, caplog):
+    caplog.set_level(logging.INFO, logger="sekisho.access")
+    answer = await client.get("/healthz")
+    record = next(r for r in caplog.records if r.name == "sekisho.access")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == answer.headers["X-Request-Id"]
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
+    assert line["level"] == "info" and "duration_ms" in line
