@@ -38,6 +38,8 @@ from sekisho.status.board import build_board
 from sekisho.status.routes import router as status_routes
 from sekisho.status.routes_api import router as status_api
 from sekisho.web.cookies import CookieJar
+from sekisho.web.idempotency import IdempotencyMiddleware
+from sekisho.web.idempotency_store import IdempotencyLedger, open_store
 from sekisho.web.middleware import EdgeMiddleware
 from sekisho.web.static import static_router
 from sekisho.web.templating import Pages
@@ -59,6 +61,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     """Build the app. Everything it needs is passed in; nothing is read from globals."""
     settings = settings or Settings()
     core: Core = build_core(settings, clock, tokens, database)
+    # Duplicate-safe requests (Idempotency-Key, one-time form tokens), shared across
+    # processes through Redis like the lockout lanes.
+    idempotency = IdempotencyLedger(open_store(settings.redis_url, core.clock),
+                                    settings.resolved_secret_key(),
+                                    ttl=settings.idempotency_ttl_seconds)
     maintenance = MaintenanceSchedule.from_core(core)
     worker = OutboxWorker(core.db, settings, core.clock, held=maintenance.held_channels)
     core.notifier.on_enqueue = worker.wake
@@ -87,6 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                     await asyncio.wait_for(task, timeout=10)
             await worker.close()
             await core.close()
+            await idempotency.close()
 
     app = FastAPI(title="sekisho", version=__version__, lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
@@ -97,17 +105,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.cookies = CookieJar(settings)
     app.state.pages = Pages(settings.service_name)
+    app.state.idempotency = idempotency
     app.state.status = build_board(core, worker, maintenance)
     app.state.pages.env.globals["delivery_delays"] = app.state.status.delivery_delays
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))
     error_handler.install(app)
     for router in (flow_api, account_api, account_activity, maintenance_api, status_api,
-                   flow_pages,
-                   account_pages, status_routes, observability_routes, static_router()):
+                   flow_pages, account_pages, status_routes, observability_routes,
+                   static_router()):
         app.include_router(router)
-    # Added before EdgeMiddleware, so it runs inside it: it needs the request facts, and its
-    # 503 answers get the security headers and the request id like any other.
+    # Middleware, outermost last: the edge (request facts, security headers, cookies, the
+    # access log), then maintenance (nobody waits for or retries into a closed service),
+    # then duplicate-safe requests, then the routes.
+    app.add_middleware(IdempotencyMiddleware, ledger=idempotency)
     app.add_middleware(MaintenanceMiddleware, schedule=maintenance)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
                        cookies=app.state.cookies)

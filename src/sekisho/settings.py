@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     ``{"registration": {"per_ip": "5/minute", "per_key": "3/hour"}}`` (``limits`` notation;
     null disables one side). See docs/guard.md for the defaults and their reasons."""
 
+    # --- duplicate-safe requests (draft-ietf-httpapi-idempotency-key-header) ------------
+    idempotency_ttl_seconds: int = Field(default=24 * 60 * 60, ge=60)
+    """How long the answer to a request with an ``Idempotency-Key`` header, and the redirect
+    of a submitted form, are kept to answer its repeats. A day, as the draft suggests:
+    longer than any client keeps retrying (an app offline overnight); after it the same key
+    runs as a new request."""
+
     # --- status page (/status) ------------------------------------------------------------
     status_resolved_days: int = Field(default=7, ge=0)
     """How long a resolved incident stays on /status, /status.json and /status.atom. A week

@@ -13,7 +13,7 @@ from fastapi import Request
 from sekisho.status.board import MaintenanceNote, build_board, components_for_path
 from sekisho.status.components import Component
 from sekisho.status.models import Impact, IncidentState
-from sekisho.status.routes import status_notice
+from sekisho.status.notice import status_notice
 from sekisho.status.service import Bilingual
 
 A = "{http://www.w3.org/2005/Atom}"

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError, fill
 from sekisho.events.models import EventKind
-from sekisho.status.routes import status_notice
+from sekisho.status.notice import status_notice
 
 log = logging.getLogger("sekisho.errors")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from sekisho.web.forms import form_token
 from sekisho.web.i18n import translations
 
 
@@ -27,6 +29,7 @@ class Pages:
         locale = facts.locale
         t = translations(locale)
         values = {"request": request, "locale": locale, "csrf_token": request.state.csrf_token(),
+                  "form_token": partial(form_token, request),
                   "_": t.gettext, "gettext": t.gettext, "ngettext": t.ngettext,
                   "current_path": request.url.path, **(context or {})}
         html = self.env.get_template(name).render(values)
