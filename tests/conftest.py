@@ -86,6 +86,8 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
     values: dict[str, Any] = {
         "data_dir": tmp_path / "var", "database_url": database_url, "secret_key": "test-secret",
         "run_outbox_worker": False, "base_url": BASE_URL, "rate_limits": NO_LIMITS,
+        # As with the limits: a frozen clock never refills the room's admission budget.
+        "waiting_room_enabled": False,
         **FAST_HASH, **settings_overrides,
     }
     return Settings(**values)

@@ -37,6 +37,9 @@ from sekisho.settings import Settings
 from sekisho.status.board import build_board
 from sekisho.status.routes import router as status_routes
 from sekisho.status.routes_api import router as status_api
+from sekisho.waiting_room.middleware import WaitingRoomMiddleware
+from sekisho.waiting_room.routes import router as waiting_room_api
+from sekisho.waiting_room.service import WaitingRoom
 from sekisho.web.cookies import CookieJar
 from sekisho.web.idempotency import IdempotencyMiddleware
 from sekisho.web.idempotency_store import IdempotencyLedger, open_store
@@ -101,24 +104,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.core = core
     app.state.worker = worker
     app.state.maintenance = maintenance
-    app.state.metrics = ServiceCollector(core)
-    app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.cookies = CookieJar(settings)
     app.state.pages = Pages(settings.service_name)
     app.state.idempotency = idempotency
+    app.state.waiting_room = WaitingRoom.build(settings, core.clock, core.tokens)
+    app.state.metrics = ServiceCollector(core, app.state.waiting_room)
+    app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.status = build_board(core, worker, maintenance)
     app.state.pages.env.globals["delivery_delays"] = app.state.status.delivery_delays
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))
     error_handler.install(app)
     for router in (flow_api, account_api, account_activity, maintenance_api, status_api,
-                   flow_pages, account_pages, status_routes, observability_routes,
-                   static_router()):
+                   waiting_room_api, flow_pages, account_pages, status_routes,
+                   observability_routes, static_router()):
         app.include_router(router)
     # Middleware, outermost last: the edge (request facts, security headers, cookies, the
     # access log), then maintenance (nobody waits for or retries into a closed service),
-    # then duplicate-safe requests, then the routes.
+    # then the waiting room, then duplicate-safe requests (a queued answer is never
+    # stored), then the routes.
     app.add_middleware(IdempotencyMiddleware, ledger=idempotency)
+    app.add_middleware(WaitingRoomMiddleware, room=app.state.waiting_room)
     app.add_middleware(MaintenanceMiddleware, schedule=maintenance)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,
                        cookies=app.state.cookies)

@@ -12,6 +12,7 @@ import typer
 from sekisho.identity.models import Role
 from sekisho.maintenance.cli import maintenance_app
 from sekisho.status.cli import status_app
+from sekisho.waiting_room.cli import room_app
 from sekisho.settings import Settings
 
 app = typer.Typer(help="sekisho: identity and login service.", no_args_is_help=True,
@@ -22,6 +23,7 @@ app.add_typer(member_app, name="member")
 app.add_typer(admin_app, name="admin")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(status_app, name="status")
+app.add_typer(room_app, name="waiting-room")
 
 DEMO_EMAIL = "demo@example.com"
 

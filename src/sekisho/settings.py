@@ -199,6 +199,31 @@ class Settings(BaseSettings):
     """Successful deliveries in a row that clear the delay. One delivery proves the path
     works again, and members should not be told to wait when they need not."""
 
+    # --- waiting room (admission control in front of login and registration) --------------
+    waiting_room_enabled: bool = True
+    """Queue visitors at login and registration when more arrive than the service can take
+    (a sale, a campaign mail). On by default: below the numbers here nobody ever waits, and
+    a visitor holding a pass costs one cookie check; beyond them a crowd gets a place in
+    line instead of ``service.busy`` from the hashers."""
+    waiting_room_capacity: int = Field(default=5000, ge=1)
+    """Visitors holding a pass at once (a pass is handed back when its login succeeds):
+    people in the middle of logging in or registering, far above a normal peak. It also
+    bounds the room's pace when visitors leave with their pass: capacity / pass lifetime
+    (8 a second with the defaults)."""
+    waiting_room_admissions_per_minute: int = Field(default=3000, ge=1)
+    """Passes handed out a minute once people wait (50 a second, at most two seconds' worth
+    at once): below the logins per second one server hashes at OWASP cost
+    (bench/login_throughput.py), leaving room for typos and second factors. Set it to about
+    90 % of the login capacity bench/flash_crowd.py measures on your servers."""
+    waiting_room_pass_seconds: int = Field(default=10 * 60, ge=30)
+    """How long a pass lets its holder through: time to fill in the form and a second
+    factor (as ``second_factor_flow_lifetime_seconds``)."""
+    waiting_room_paths: list[str] = Field(default_factory=lambda: [
+        "/login", "/register", "/api/v1/login", "/api/v1/registrations"])
+    """Path prefixes (whole segments) behind the room; to add your own, give the whole
+    list. ``/healthz``, ``/readyz``, ``/metrics``, ``/static`` and the admin switch never
+    wait."""
+
     # --- operations -----------------------------------------------------------------------
     log_format: Literal["json", "text"] = "json"
     """``sekisho serve`` logs one JSON object per line (with the request id that events and

@@ -51,6 +51,7 @@ async def test_metrics_count_login_outcomes_and_the_outbox(client, factory):
                                             ("outcome", "login.invalid_credentials")))] == 1
     assert values[("sekisho_events_total", (("kind", "login"), ("outcome", "ok")))] == 1
     assert values[("sekisho_hash_queue_depth", ())] == 0
+    assert values[("sekisho_waiting_room_waiting", ())] == 0
     # The new-device notice is waiting in the outbox.
     assert values[("sekisho_outbox_messages", (("channel", "email"), ("state", "pending")))] >= 1
 

@@ -211,6 +211,12 @@ _SPECS = [
        "We are very busy right now.",
        "{retry_after}秒ほど待ってからもう一度お試しください。入力内容はそのままで大丈夫です。",
        "Wait {retry_after} seconds and try again; what you entered is fine."),
+    _e("service.queue", 429,
+       "ただいま混み合っているため、順番にご案内しています。",
+       "It is busy right now, so we are letting people in in turn.",
+       "このままお待ちください。順番が来ると自動で先に進みます。再読み込みしても、別のタブで開いても、順番は変わりません。",
+       "Please stay: you go through automatically when it is your turn. Reloading or "
+       "opening more tabs keeps your place."),
     _e("service.unavailable", 503,
        "一時的にサービスを利用できません。",
        "The service is temporarily unavailable.",

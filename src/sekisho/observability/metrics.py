@@ -14,11 +14,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 if TYPE_CHECKING:
     from sekisho.core import Core
+    from sekisho.waiting_room.service import RoomView, WaitingRoom
 
 
 class ServiceCollector(Collector):
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, room: WaitingRoom) -> None:
         self.core = core
+        self.room = room
+        self.room_view: RoomView | None = None
         self.outbox: dict[tuple[str, str], int] = {}
         """(channel, state) → messages, refreshed by :meth:`refresh` before each scrape."""
         self.outbox_oldest_pending_seconds = 0.0
@@ -28,6 +31,7 @@ class ServiceCollector(Collector):
         from sekisho.observability.readiness import outbox_figures
 
         self.outbox, self.outbox_oldest_pending_seconds = await outbox_figures(self.core)
+        self.room_view = await self.room.status()
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         core = self.core
@@ -59,6 +63,15 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily("sekisho_outbox_oldest_pending_seconds",
                                 "Age of the oldest message not yet delivered",
                                 value=self.outbox_oldest_pending_seconds)
+        if self.room_view is not None:
+            room = self.room_view
+            yield GaugeMetricFamily("sekisho_waiting_room_waiting", "Visitors in line",
+                                    value=room.waiting)
+            yield GaugeMetricFamily("sekisho_waiting_room_active", "Passes held (slots in use)",
+                                    value=room.active)
+            yield CounterMetricFamily("sekisho_waiting_room_admitted",
+                                      "Visitors admitted (the admission rate is its rate())",
+                                      value=room.admitted_total)
 
 
 def registry_for(collector: ServiceCollector) -> CollectorRegistry:

@@ -1,0 +1,235 @@
+"""The waiting room service: who may pass, who waits where, and the operator's switch.
+
+No FastAPI here: the middleware turns an :class:`Admission` or a :class:`Place` into an
+answer, the admin API and the CLI call :meth:`WaitingRoom.hold`, :meth:`WaitingRoom.open`
+and :meth:`WaitingRoom.status`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sekisho.clock import Clock, TokenSource
+from sekisho.settings import Settings
+from sekisho.waiting_room.passes import Pass, RoomTokens, Ticket
+from sekisho.waiting_room.store import Limits, MemoryRoomStore, RoomMode, RoomStore
+
+DEFAULT_PATHS = ("/login", "/register", "/api/v1/login", "/api/v1/registrations")
+EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics", "/static", "/api/v1/admin/waiting-room")
+"""Never queued, whatever ``waiting_room_paths`` says: probes, styles for the waiting page
+itself, and the operator's switch."""
+
+BURST_SECONDS = 2
+"""The admission budget holds two seconds' worth: a quiet room lets a small burst straight
+in, but no more logins at once than the hashers clear well within
+``hash_queue_timeout_seconds`` (a bigger burst turned into ``service.busy`` answers in
+bench/flash_crowd.py)."""
+CLAIM_SECONDS = 60
+"""A called visitor's slot is kept this long: waiting pages refresh at least every
+``MAX_REFRESH_SECONDS``, so anyone still there claims it well within; someone who left holds
+a slot no longer than this."""
+KEEP_MISSED_SECONDS = 30 * 60
+"""A visitor who was called while away (phone locked, tab asleep) gets the original place
+back on returning within this time."""
+TICKET_SECONDS = 24 * 60 * 60
+"""A ticket outlives the longest wait a sale could cause."""
+MIN_REFRESH_SECONDS = 2
+MAX_REFRESH_SECONDS = 20
+"""Waiting pages refresh (and API clients are told to retry) every 2-20 s, sooner near the
+head of the line: 5,000 people waiting cost at most 250 requests a second."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingRoomConfig:
+    """The ``waiting_room_*`` settings (see settings.py for the reasons of the defaults)."""
+
+    enabled: bool = True
+    capacity: int = 5000
+    admissions_per_minute: int = 3000
+    pass_seconds: int = 10 * 60
+    paths: tuple[str, ...] = DEFAULT_PATHS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WaitingRoomConfig:
+        return cls(enabled=settings.waiting_room_enabled,
+                   capacity=settings.waiting_room_capacity,
+                   admissions_per_minute=settings.waiting_room_admissions_per_minute,
+                   pass_seconds=settings.waiting_room_pass_seconds,
+                   paths=tuple(settings.waiting_room_paths))
+
+    def limits(self) -> Limits:
+        per_second = self.admissions_per_minute / 60
+        return Limits(self.capacity, per_second, max(1.0, per_second * BURST_SECONDS),
+                      self.pass_seconds, CLAIM_SECONDS, KEEP_MISSED_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    token: str
+    """The pass to hand out (cookie and header)."""
+    slot: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    token: str
+    """The ticket: the one presented, or a new one (``new``)."""
+    new: bool
+    number: int
+    position: int | None
+    """1 = next; None while the room holds before a fair start."""
+    eta_seconds: int | None
+    retry_after: int
+    reference: str
+    opens_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """What the operator sees (admin API, CLI)."""
+
+    enabled: bool
+    mode: RoomMode
+    opens_at: datetime | None
+    waiting: int
+    called: int
+    active: int
+    missed: int
+    admitted_total: int
+    tickets_issued: int
+    capacity: int
+    admissions_per_minute: int
+    pass_seconds: int
+    paths: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "mode": str(self.mode),
+                "opens_at": self.opens_at.isoformat() if self.opens_at else None,
+                "waiting": self.waiting, "called": self.called, "active": self.active,
+                "missed": self.missed, "admitted_total": self.admitted_total,
+                "tickets_issued": self.tickets_issued, "capacity": self.capacity,
+                "admissions_per_minute": self.admissions_per_minute,
+                "pass_seconds": self.pass_seconds, "paths": list(self.paths)}
+
+
+class WaitingRoom:
+    def __init__(self, config: WaitingRoomConfig, store: RoomStore, tokens: RoomTokens,
+                 clock: Clock, randomness: TokenSource) -> None:
+        self.config = config
+        self.store = store
+        self.tokens = tokens
+        self._clock = clock
+        self._randomness = randomness
+        self._limits = config.limits()
+        self._paths = tuple(_prefix(p) for p in config.paths)
+        self._exempt = tuple(_prefix(p) for p in EXEMPT_PATHS)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock, randomness: TokenSource,
+              config: WaitingRoomConfig | None = None) -> WaitingRoom:
+        """The room for an app: in Redis when ``redis_url`` is set, else in process."""
+        store: RoomStore
+        if settings.redis_url:
+            from sekisho.waiting_room.redis_store import RedisRoomStore
+
+            store = RedisRoomStore(settings.redis_url)
+        else:
+            store = MemoryRoomStore()
+        return cls(config or WaitingRoomConfig.from_settings(settings), store,
+                   RoomTokens(settings.resolved_secret_key()), clock, randomness)
+
+    def guards(self, path: str) -> bool:
+        """Whether a request for ``path`` needs a pass (a prefix match on whole segments)."""
+        if not self.config.enabled:
+            return False
+        return not _matches(path, self._exempt) and _matches(path, self._paths)
+
+    def now(self) -> float:
+        return self._clock.now().timestamp()
+
+    def read(self, value: str | None) -> Pass | Ticket | None:
+        return self.tokens.read(value, self.now())
+
+    def staff_pass(self) -> tuple[str, float]:
+        """A pass holding no slot, for staff (who must reach a full room to run it)."""
+        expires_at = self.now() + self.config.pass_seconds
+        return self.tokens.issue_pass(None, expires_at), expires_at
+
+    async def enter(self, ticket: Ticket | None) -> Admission | Place:
+        """A pass, or the place of the visitor holding ``ticket`` (a new place without one)."""
+        now = self.now()
+        visit = await self.store.visit(
+            now, (ticket.generation, ticket.number) if ticket else None, self._limits,
+            self._randomness.token(16))
+        if visit.admitted:
+            assert visit.slot is not None
+            return Admission(self.tokens.issue_pass(visit.slot, visit.expires_at), visit.slot,
+                             visit.expires_at)
+        assert visit.number is not None
+        same = ticket is not None and not visit.new_ticket
+        if ticket is not None and same:
+            reference, expires_at = ticket.reference, float(ticket.expires_at)
+        else:
+            reference, expires_at = self._randomness.reference(), now + TICKET_SECONDS
+        token = self.tokens.issue_ticket(visit.generation, visit.number, reference, expires_at)
+        eta, retry = self._wait(visit.position, visit.opens_at, now)
+        return Place(token, not same, visit.number, visit.position, eta, retry, reference,
+                     datetime.fromtimestamp(visit.opens_at, UTC) if visit.opens_at else None)
+
+    async def release(self, slot: str) -> None:
+        """The visitor is done (logged in): the slot goes to the next in line."""
+        await self.store.release(slot)
+
+    async def hold(self, opens_at: datetime | None) -> RoomView:
+        """Queue everyone from now on; at ``opens_at`` (or at :meth:`open`) everyone
+        waiting gets a place drawn at random, and later arrivals queue behind them."""
+        await self.store.hold(opens_at.timestamp() if opens_at else None)
+        return await self.status()
+
+    async def open(self) -> RoomView:
+        """End a hold now (drawing the places of everyone waiting)."""
+        await self.store.open(self.now(), self._randomness.token(16))
+        return await self.status()
+
+    async def status(self) -> RoomView:
+        state = await self.store.status(self.now())
+        config = self.config
+        return RoomView(config.enabled, state.mode,
+                        datetime.fromtimestamp(state.opens_at, UTC) if state.opens_at else None,
+                        state.waiting, state.called, state.active, state.missed,
+                        state.admitted_total, state.tickets_issued, config.capacity,
+                        config.admissions_per_minute, config.pass_seconds, config.paths)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def _wait(self, position: int | None, opens_at: float | None,
+              now: float) -> tuple[int | None, int]:
+        """Estimated wait and when to look again. An estimate from the admission rate: the
+        line also moves as people ahead leave, and slows if those let in stay long."""
+        if position is None:  # holding: nothing moves before the opening
+            if opens_at is None:
+                return None, MAX_REFRESH_SECONDS
+            until = max(0, math.ceil(opens_at - now))
+            return until, _clamp(until)
+        eta = math.ceil(position / self._limits.rate)
+        return eta, _clamp(math.ceil(eta / 2))
+
+
+def _clamp(seconds: int) -> int:
+    return max(MIN_REFRESH_SECONDS, min(MAX_REFRESH_SECONDS, seconds))
+
+
+def _prefix(path: str) -> str:
+    return "/" + path.strip("/")
+
+
+def _matches(path: str, prefixes: tuple[str, ...]) -> bool:
+    for prefix in prefixes:
+        if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+            return True
+    return False

@@ -1,0 +1,77 @@
+"""500 visitors at once against a real server on loopback, in real time (a few seconds).
+
+uvicorn serves the app (with its room) from a thread; each visitor has its own connection.
+Nobody gets a 5xx or waits long for an answer; every waiting visitor has a ticket of their
+own; those let through while the others wait are always the earliest tickets. Then the
+same against two servers sharing the room in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import httpx
+from support import live
+from support.factories import seed_members
+from waiting_room.room_support import MEMBERS, PASSWORD, Visitor, member_email, room_app
+
+from sekisho.settings import Settings
+
+VISITORS = 500
+ANSWER_WITHIN = 30.0  # seconds: generous, "no timeouts" means no client ever gives up
+POLL_EVERY = 2.0  # the shortest retry_after
+
+
+@contextmanager
+def servers(settings: Settings, overrides: dict[str, Any], count: int) -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        urls = [stack.enter_context(live.serve_in_thread(
+            settings, app=room_app(settings, None, overrides))).url for _ in range(count)]
+        yield urls
+
+
+async def stampede(urls: list[str]) -> list[Visitor]:
+    visitors = [Visitor(n, httpx.AsyncClient(base_url=urls[n % len(urls)],
+                                             timeout=ANSWER_WITHIN), page=n % 2 == 0)
+                for n in range(VISITORS)]
+    try:
+        async with asyncio.timeout(90):
+            await asyncio.gather(*(v.visit(0) for v in visitors))
+            for round_ in (1, 2):
+                await asyncio.sleep(POLL_EVERY)
+                await asyncio.gather(*(v.visit(round_) for v in visitors
+                                       if v.admitted_in is None))
+    finally:
+        for visitor in visitors:
+            await visitor.client.aclose()
+    return visitors
+
+
+def check(visitors: list[Visitor]) -> None:
+    # Straight in at first: the budget's burst (3), plus what refilled meanwhile.
+    direct = [v for v in visitors if v.admitted_in == 0]
+    assert 3 <= len(direct) <= 10, len(direct)
+    queued = [v for v in visitors if v.tickets]
+    assert len(queued) == VISITORS - len(direct)
+    numbers = sorted(v.number for v in queued)  # one ticket each, kept on every poll
+    assert numbers == list(range(1, len(numbers) + 1))  # none lost, none given twice
+    through = [v.number for v in queued if v.admitted_in is not None]
+    waiting = [v.number for v in queued if v.admitted_in is None]
+    assert through and waiting
+    assert max(through) < min(waiting)  # first come, first served
+
+
+async def test_a_stampede_on_a_real_server(settings, settings_overrides):
+    await seed_members(settings, [member_email(n) for n in range(MEMBERS)], PASSWORD)
+    with servers(settings, settings_overrides, 1) as urls:
+        check(await stampede(urls))
+
+
+async def test_a_stampede_on_two_servers_sharing_redis(settings, settings_overrides, redis_url):
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    await seed_members(shared, [member_email(n) for n in range(MEMBERS)], PASSWORD)
+    with servers(shared, settings_overrides, 2) as urls:
+        check(await stampede(urls))
