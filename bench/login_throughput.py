@@ -99,7 +99,9 @@ def free_port() -> int:
 
 
 def bench_settings(data_dir: Path, database_url: str) -> dict[str, Any]:
-    """Settings (by field name) of the server under test: OWASP hashing, no rate limits."""
+    """Settings (by field name) of the server under test: OWASP hashing, no rate limits, no
+    waiting room (this measures what the room should admit; bench/flash_crowd.py measures
+    the room)."""
     from sekisho.guard.limits import Action
 
     return {
@@ -108,7 +110,7 @@ def bench_settings(data_dir: Path, database_url: str) -> dict[str, Any]:
         "argon2_memory_kib": OWASP["memory_kib"], "argon2_time_cost": OWASP["time_cost"],
         "argon2_parallelism": OWASP["parallelism"],
         "rate_limits": {action.value: {"per_ip": None, "per_key": None} for action in Action},
-        "run_outbox_worker": False,
+        "run_outbox_worker": False, "waiting_room_enabled": False,
     }
 
 

@@ -210,11 +210,13 @@ class Settings(BaseSettings):
     people in the middle of logging in or registering, far above a normal peak. It also
     bounds the room's pace when visitors leave with their pass: capacity / pass lifetime
     (8 a second with the defaults)."""
-    waiting_room_admissions_per_minute: int = Field(default=3000, ge=1)
-    """Passes handed out a minute once people wait (50 a second, at most two seconds' worth
-    at once): below the logins per second one server hashes at OWASP cost
-    (bench/login_throughput.py), leaving room for typos and second factors. Set it to about
-    90 % of the login capacity bench/flash_crowd.py measures on your servers."""
+    waiting_room_admissions_per_minute: int = Field(default=6000, ge=1)
+    """Passes handed out a minute (100 a second, at most two seconds' worth at once): about
+    80 % of the logins per second one 2-core server hashes at OWASP cost
+    (bench/login_throughput.py measured 130), leaving room for typos and second factors.
+    Arrivals faster than this wait in line. Set it to about 90 % of the login capacity
+    bench/flash_crowd.py measures on your servers: lower, and logins queue while hashers idle;
+    higher, and the crowd meets ``service.busy``."""
     waiting_room_pass_seconds: int = Field(default=10 * 60, ge=30)
     """How long a pass lets its holder through: time to fill in the form and a second
     factor (as ``second_factor_flow_lifetime_seconds``)."""

@@ -48,7 +48,7 @@ class WaitingRoomConfig:
 
     enabled: bool = True
     capacity: int = 5000
-    admissions_per_minute: int = 3000
+    admissions_per_minute: int = 6000
     pass_seconds: int = 10 * 60
     paths: tuple[str, ...] = DEFAULT_PATHS
 
