@@ -8,21 +8,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from sekisho.context import RequestContext
 from sekisho.errors import SekishoError
-from sekisho.identity.models import Role
 from sekisho.maintenance.schemas import WindowIn
 from sekisho.maintenance.service import MaintenanceSchedule
 from sekisho.sessions.service import ActiveSession
-from sekisho.web.deps import ctx, require_json, require_session
+from sekisho.web.deps import ctx, require_admin, require_json
 
 router = APIRouter(prefix="/api/v1/admin/maintenance", tags=["admin"],
                    dependencies=[Depends(require_json)])
-
-
-async def require_admin(active: ActiveSession = Depends(require_session)) -> ActiveSession:
-    """``auth.required`` (401) without a session, ``auth.forbidden`` (403) for members."""
-    if active.account.role != Role.ADMIN:
-        raise SekishoError("auth.forbidden")
-    return active
 
 
 def _schedule(request: Request) -> MaintenanceSchedule:

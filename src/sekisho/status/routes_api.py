@@ -20,24 +20,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from sekisho.errors import SekishoError
-from sekisho.identity.models import Role
 from sekisho.sessions.service import ActiveSession
 from sekisho.status.models import Incident
 from sekisho.status.routes import status_board
 from sekisho.status.schemas import IncidentOpenIn, IncidentResolveIn, IncidentUpdateIn
 from sekisho.status.service import IncidentService
 from sekisho.status.views import incident_view
-from sekisho.web.deps import require_json, require_session
-
-
-async def require_admin(request: Request) -> ActiveSession:
-    """A live session of a staff account (``Role.ADMIN``); 401 without one, 403 for others."""
-    active = await require_session(request)
-    if active.account.role != Role.ADMIN:
-        raise SekishoError("auth.forbidden")
-    return active
-
+from sekisho.web.deps import require_admin, require_json
 
 router = APIRouter(prefix="/api/v1/admin/incidents", tags=["admin: status"],
                    dependencies=[Depends(require_json), Depends(require_admin)])

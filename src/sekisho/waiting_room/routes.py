@@ -16,10 +16,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sekisho.context import RequestContext
 from sekisho.errors import SekishoError
 from sekisho.events.models import OK, EventKind
-from sekisho.identity.models import Role
 from sekisho.sessions.service import ActiveSession
 from sekisho.waiting_room.service import WaitingRoom
-from sekisho.web.deps import ctx, require_json, require_session
+from sekisho.web.deps import ctx, require_admin, require_json
 
 router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_json)],
                    tags=["admin"])
@@ -31,13 +30,6 @@ class RoomChangeIn(BaseModel):
     mode: Literal["hold", "open"]
     opens_at: AwareDatetime | None = None
     """With ``hold``: when the room opens (with a time zone). Omitted: until ``open``."""
-
-
-async def require_admin(request: Request) -> ActiveSession:
-    active = await require_session(request)
-    if active.account.role != Role.ADMIN:
-        raise SekishoError("auth.forbidden")
-    return active
 
 
 def _room(request: Request) -> WaitingRoom:

@@ -7,6 +7,7 @@ from fastapi import Request
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
+from sekisho.identity.models import Role
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import clear_session_cookie
 
@@ -53,6 +54,15 @@ async def require_session(request: Request) -> ActiveSession:
     active = await optional_session(request)
     if active is None:
         raise SekishoError("auth.required")
+    return active
+
+
+async def require_admin(request: Request) -> ActiveSession:
+    """A live session of a staff account (``Role.ADMIN``): 401 ``auth.required`` without a
+    session, 403 ``auth.forbidden`` for members."""
+    active = await require_session(request)
+    if active.account.role != Role.ADMIN:
+        raise SekishoError("auth.forbidden")
     return active
 
 
