@@ -16,7 +16,7 @@ from sekisho.clock import FrozenClock
 from sekisho.notify.models import Channel, DeliveryState, OutboxMessage
 from sekisho.notify.worker import backoff
 from sekisho.settings import Settings
-from sekisho.status.board import DELAY_NOTICES
+from sekisho.status.board import DELAY_MESSAGES, DELAY_NOTICES
 from sekisho.status.delivery import (
     ChannelHealth,
     DeliveryMonitor,
@@ -90,10 +90,10 @@ async def test_email_turns_delayed_after_three_failures_and_recovers(
     assert board.delivery_delays("email", "sms") == [("email", DELAY_NOTICES[Channel.EMAIL])]
     page = await client.get("/status", params={"lang": "en"})
     assert 'data-component="email" data-state="degraded"' in page.text
-    assert "Email is delayed" in page.text
+    assert DELAY_MESSAGES[Channel.EMAIL] in page.text
     feed = ET.fromstring((await client.get("/status.atom", params={"lang": "en"})).content)
     titles = [e.findtext(f"{A}title") for e in feed.findall(f"{A}entry")]
-    assert titles == ["Email is delayed"]
+    assert titles == [DELAY_MESSAGES[Channel.EMAIL]]
 
     # More failures keep it delayed since the first time it crossed the threshold.
     await attempt(app, clock, settings, 3)
