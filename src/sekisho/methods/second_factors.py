@@ -224,26 +224,26 @@ class SecondFactors:
                            ctx: RequestContext) -> list[str] | None:
         """The app's first code confirms it. Returns new recovery codes if this is the
         account's first second factor (to show once), else None."""
+        async with self.core.db.transaction() as db:
+            return await self.confirm_totp_in(db, account, authenticator_id, code, ctx)
+
+    async def confirm_totp_in(self, db: AsyncSession, account: Account, authenticator_id: int,
+                              code: str, ctx: RequestContext) -> list[str] | None:
+        """:meth:`confirm_totp` inside the caller's transaction (the enrolment stage of a
+        login confirms the app and opens the session all or nothing)."""
         core = self.core
         digits = normalise_code(code, length=6)
-        async with core.db.transaction() as db:
-            app = await db.get(Authenticator, authenticator_id)
-            if app is None or app.account_id != account.id or app.confirmed_at is not None:
-                raise SekishoError("second_factor.not_found")
-            assert app.secret is not None
-            step = core.totp.match(core.totp.unseal(app.secret), digits, app.last_step)
-            if step is None:
-                event = await core.events.record(db, kind=EventKind.SECOND_FACTOR,
-                                                 outcome="code.invalid", ctx=ctx,
-                                                 account_id=account.id)
-                failure = SekishoError("second_factor.invalid_code", field="code",
-                                       reference=event.reference)
-            else:
-                first = not await self.enrolled(db, account.id)
-                app.confirmed_at = app.last_used_at = core.clock.now()
-                app.last_step = step
-                return await self._added(db, account, app, first, ctx)
-        raise failure
+        app = await db.get(Authenticator, authenticator_id)
+        if app is None or app.account_id != account.id or app.confirmed_at is not None:
+            raise SekishoError("second_factor.not_found")
+        assert app.secret is not None
+        step = core.totp.match(core.totp.unseal(app.secret), digits, app.last_step)
+        if step is None:
+            raise SekishoError("second_factor.invalid_code", field="code")
+        first = not await self.enrolled(db, account.id)
+        app.confirmed_at = app.last_used_at = core.clock.now()
+        app.last_step = step
+        return await self._added(db, account, app, first, ctx)
 
     async def passkey_options(self, account: Account) -> dict[str, Any]:
         """Options for the browser to create a passkey for this account."""

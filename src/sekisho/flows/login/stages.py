@@ -96,10 +96,12 @@ class LoginStages:
         """Confirm the app with its first code, then finish the login. Returns the session
         and the recovery codes to show once."""
         core = self.core
-        async with core.db.read() as db:
-            stage, account = await self._stage(db, flow, enrol=True)
-        codes = await self.factors.confirm_totp(account, authenticator_id, code, ctx) or []
+        # One transaction: the app is never confirmed (its recovery codes made and lost)
+        # without the session, and of two racing confirmations one wins.
         async with core.db.transaction() as db:
+            stage, account = await self._stage(db, flow, enrol=True)
+            codes = await self.factors.confirm_totp_in(db, account, authenticator_id, code,
+                                                       ctx) or []
             if not await self._complete(db, stage):
                 raise SekishoError("login.flow_expired")
             detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
