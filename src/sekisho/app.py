@@ -33,6 +33,9 @@ from sekisho.maintenance.service import MaintenanceSchedule
 from sekisho.notify.worker import OutboxWorker
 from sekisho.observability.metrics import ServiceCollector, registry_for
 from sekisho.observability.routes import router as observability_routes
+from sekisho.oidc.routes import router as oidc_routes
+from sekisho.oidc.routes_admin import router as oidc_admin_api
+from sekisho.oidc.service import OidcService
 from sekisho.settings import Settings
 from sekisho.status.board import build_board
 from sekisho.status.routes import router as status_routes
@@ -114,10 +117,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.pages.env.globals["delivery_delays"] = app.state.status.delivery_delays
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))
+    app.state.oidc = OidcService(core, app.state.flows.login.factors)
     error_handler.install(app)
     for router in (flow_api, account_api, account_activity, maintenance_api, status_api,
-                   waiting_room_api, flow_pages, account_pages, status_routes,
-                   observability_routes, static_router()):
+                   waiting_room_api, oidc_admin_api, flow_pages, account_pages, status_routes,
+                   oidc_routes, observability_routes, static_router()):
         app.include_router(router)
     # Middleware, outermost last: the edge (request facts, security headers, cookies, the
     # access log), then maintenance (nobody waits for or retries into a closed service),

@@ -11,6 +11,7 @@ import typer
 
 from sekisho.identity.models import Role
 from sekisho.maintenance.cli import maintenance_app
+from sekisho.oidc.cli import oidc_app
 from sekisho.status.cli import status_app
 from sekisho.waiting_room.cli import room_app
 from sekisho.settings import Settings
@@ -24,6 +25,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(status_app, name="status")
 app.add_typer(room_app, name="waiting-room")
+app.add_typer(oidc_app, name="oidc")
 
 DEMO_EMAIL = "demo@example.com"
 

@@ -8,8 +8,11 @@ from sekisho.identity.models import Account, Identifier
 from sekisho.maintenance.models import MaintenanceWindow
 from sekisho.methods.models import Authenticator, RecoveryCode, WebAuthnChallenge
 from sekisho.notify.models import OutboxMessage
+from sekisho.oidc.models import OAuthClient, OAuthCode, OAuthLink, OAuthToken, SigningKey
 from sekisho.sessions.models import Session
 from sekisho.status.models import Incident, IncidentUpdate
 
 __all__ = ["Account", "AuthEvent", "Authenticator", "Base", "Challenge", "Identifier",
-           "Incident", "IncidentUpdate", "MaintenanceWindow", "OutboxMessage", "PendingLogin", "RecoveryCode", "Session", "WebAuthnChallenge"]
+           "Incident", "IncidentUpdate", "MaintenanceWindow", "OAuthClient", "OAuthCode",
+           "OAuthLink", "OAuthToken", "OutboxMessage", "PendingLogin", "RecoveryCode",
+           "Session", "SigningKey", "WebAuthnChallenge"]

@@ -226,6 +226,32 @@ class Settings(BaseSettings):
     list. ``/healthz``, ``/readyz``, ``/metrics``, ``/static`` and the admin switch never
     wait."""
 
+    # --- OpenID Connect provider (OIDC Core 1.0, RFC 9700 OAuth 2.0 Security BCP) ----------
+    oidc_issuer: str | None = None
+    """The issuer (``iss``) in tokens and discovery. Unset: ``base_url``. Changing it later
+    makes every relying party refuse the tokens, so set it once."""
+    oidc_code_lifetime_seconds: int = Field(default=60, ge=10, le=600)
+    """Authorization codes are redeemed by the relying party's server within seconds of the
+    redirect; RFC 6749 §4.1.2 caps them at 10 minutes, and a short life shrinks the window
+    for a leaked code."""
+    oidc_access_token_lifetime_seconds: int = Field(default=15 * 60, ge=60)
+    """Access tokens are opaque and checked at userinfo and introspection, so revoking one
+    takes effect at once; the short life bounds what a leaked one is worth to a resource
+    server that caches introspection answers."""
+    oidc_id_token_lifetime_seconds: int = Field(default=10 * 60, ge=60)
+    """ID tokens prove a sign-in that just happened; relying parties keep their own
+    session. A retired signing key stays published this long (plus a minute)."""
+    oidc_refresh_token_lifetime_seconds: int = Field(default=30 * 24 * 60 * 60, ge=60)
+    """Each refresh token lives this long from issue and is replaced at every use (rotation,
+    RFC 9700 §4.14.2); a member who opens the app once a month stays signed in."""
+    oidc_key_publish_lead_seconds: int = Field(default=24 * 60 * 60, ge=0)
+    """A rotated signing key is published in the JWKS this long before it signs, so relying
+    parties that cache the JWKS (commonly up to a day) know it before they meet it.
+    ``sekisho oidc keys rotate --now`` skips the wait after a key leak."""
+    oidc_backchannel_logout: bool = True
+    """Send OpenID Back-Channel Logout 1.0 notices (through the outbox, with its retries) to
+    clients that registered a URI, when a sekisho session ends."""
+
     # --- operations -----------------------------------------------------------------------
     log_format: Literal["json", "text"] = "json"
     """``sekisho serve`` logs one JSON object per line (with the request id that events and
@@ -316,6 +342,10 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def issuer(self) -> str:
+        return (self.oidc_issuer or self.base_url).rstrip("/")
 
     @property
     def https(self) -> bool:

@@ -220,3 +220,21 @@ async def add_passkey(body: PasskeyAddIn, request: Request,
     codes = await _flows(request).login.factors.add_passkey(
         active.account, body.credential, body.name, context)
     return {"status": "added", "recovery_codes": codes}
+
+
+@router.get("/account/linked-services")
+async def linked_services(request: Request, active: ActiveSession = Depends(require_session)
+                          ) -> dict[str, Any]:
+    """The services that sign in with this account: name, since, last used, scopes."""
+    linked = await request.app.state.oidc.linked(active.account.id)
+    return {"linked_services": [
+        {"client_id": s.client_id, "name": s.name, "since": s.since.isoformat(),
+         "last_used": s.last_used.isoformat(), "scopes": s.scopes} for s in linked]}
+
+
+@router.delete("/account/linked-services/{client_id}", status_code=204)
+async def unlink_service(client_id: str, request: Request, context: RequestContext = Depends(ctx),
+                         active: ActiveSession = Depends(require_session)) -> Response:
+    """Unlink: the service's tokens stop working at once; its next sign-in asks again."""
+    await request.app.state.oidc.unlink(active.account.id, client_id, context)
+    return Response(status_code=204)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from sekisho.account.service import account_view, authenticator_view
 from sekisho.errors import SekishoError
 from sekisho.identity.masking import display_phone
+from sekisho.oidc.service import linked_view
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import (
     clear_session_cookie,
@@ -35,8 +36,10 @@ async def _view(request: Request, active: ActiveSession) -> dict[str, Any]:
     async with core.db.read() as db:
         enrolled = await factors.enrolled(db, active.account.id)
         codes_left = await factors.unused_recovery_codes(db, active.account.id)
+    linked = await request.app.state.oidc.linked(active.account.id)
     return {"account": view, "factors": [authenticator_view(a) for a in enrolled],
-            "recovery_codes_left": codes_left}
+            "recovery_codes_left": codes_left,
+            "linked": [linked_view(service, core.local_time) for service in linked]}
 
 
 @router.get("/account")
@@ -93,6 +96,13 @@ async def _password(request: Request, active: ActiveSession, data: dict[str, str
         active=active, current=data.get("current_password", ""),
         new=data.get("new_password", ""), ctx=request.state.facts.context())
     return redirect("/account", notice="password_changed")
+
+
+@_account_form("/account/linked/unlink")
+async def _unlink(request: Request, active: ActiveSession, data: dict[str, str]) -> Response:
+    await request.app.state.oidc.unlink(active.account.id, data.get("client_id", ""),
+                                        request.state.facts.context())
+    return redirect("/account", notice="unlinked")
 
 
 @_account_form("/account/reauth")

@@ -38,6 +38,9 @@ class EventKind(StrEnum):
     ACCOUNT_ADMIN = "account_admin"
     MAINTENANCE = "maintenance"
     """A maintenance window added or removed (``detail.action``, ``detail.by``)."""
+    LINKED_SERVICE = "linked_service"
+    """A relying party linked, unlinked, or its refresh token reused (``detail.action``,
+    ``detail.client_id``)."""
 
 
 OK = "ok"

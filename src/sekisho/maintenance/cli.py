@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from sekisho.settings import Settings
+from sekisho.cli_support import run_with_core
 
 if TYPE_CHECKING:
     from sekisho.maintenance.service import MaintenanceSchedule
@@ -22,33 +21,9 @@ maintenance_app = typer.Typer(help="Plan maintenance windows (times in maintenan
 
 def _run(work: Callable[[MaintenanceSchedule], Awaitable[T]]) -> T:
     """Run ``work(schedule)`` against the configured database, errors as CLI errors."""
-    from sekisho.core import build_core
-    from sekisho.errors import SekishoError
-    from sekisho.errors.handler import describe
     from sekisho.maintenance.service import MaintenanceSchedule
 
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.is_embedded_database:
-        from sekisho.migrations.runner import upgrade
-
-        upgrade(settings.resolved_database_url)
-
-    async def main() -> T:
-        core = build_core(settings)
-        try:
-            return await work(MaintenanceSchedule.from_core(core))
-        finally:
-            await core.close()
-
-    try:
-        return asyncio.run(main())
-    except SekishoError as error:
-        text = describe(error, "en")
-        where = f" ({error.field})" if error.field else ""
-        reason = f" [{error.params['reason']}]" if error.params.get("reason") else ""
-        raise typer.BadParameter(f"{error.code}{where}{reason}: {text['message']} "
-                                 f"{text['remedy']}".strip()) from None
+    return run_with_core(lambda core: work(MaintenanceSchedule.from_core(core)))
 
 
 @maintenance_app.command("add")

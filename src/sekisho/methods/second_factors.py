@@ -67,8 +67,9 @@ class SecondFactors:
                                    params={"reason": "method_unavailable"})
             ok = await self.check(db, active.account, method, code)
             if ok:
+                now = core.clock.now()
                 await db.execute(update(Session).where(Session.id == active.session.id)
-                                 .values(authenticated_at=core.clock.now()))
+                                 .values(authenticated_at=now, second_factor_at=now))
             event = await core.events.record(
                 db, kind=EventKind.REAUTHENTICATION,
                 outcome=OK if ok else "second_factor.invalid_code", ctx=ctx,

@@ -14,6 +14,13 @@ from sekisho.db import Base, BigId, UTCDateTime
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
+    LOGOUT = "logout"
+    """OpenID Back-Channel Logout notices to relying parties (``body_text`` is the token)."""
+
+
+MEMBER_CHANNELS = (Channel.EMAIL, Channel.SMS)
+"""The channels members wait on: their delivery health shows on ``/status``. A relying
+party's logout endpoint failing is that party's problem, not a delay members meet."""
 
 
 class DeliveryState(StrEnum):

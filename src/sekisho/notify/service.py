@@ -62,6 +62,21 @@ class Notifier:
         """Queue an SMS to ``to`` (E.164, ``+8190...``); only the text part is used."""
         return await self._enqueue(session, Channel.SMS, to, template, locale, context, account_id)
 
+    async def logout_notice(self, session: AsyncSession, *, to: str, logout_token: str,
+                            account_id: int) -> OutboxMessage:
+        """Queue an OpenID back-channel logout notice: ``logout_token`` POSTed to ``to``."""
+        _check_recipient(to)
+        now = self._clock.now()
+        message = OutboxMessage(
+            channel=Channel.LOGOUT, recipient=to, template="backchannel_logout", locale="en",
+            account_id=account_id, body_text=logout_token, state=DeliveryState.PENDING,
+            attempts=0, created_at=now, next_attempt_at=now)
+        session.add(message)
+        await session.flush()
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return message
+
     async def _enqueue(
         self,
         session: AsyncSession,

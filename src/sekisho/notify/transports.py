@@ -220,6 +220,25 @@ class SmsWebhookTransport:
             raise DeliveryError(f"SMS webhook answered HTTP {response.status_code}")
 
 
+class BackChannelLogoutTransport:
+    """POSTs ``logout_token=<JWT>`` to a relying party's ``backchannel_logout_uri``
+    (OpenID Back-Channel Logout 1.0 §2.5). A 200 or 204 is delivery; anything else,
+    including a redirect (§2.8: not followed), is a failure to retry."""
+
+    def __init__(self) -> None:
+        self._tls = ssl.create_default_context()
+
+    async def send(self, message: OutboxMessage) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, verify=self._tls) as client:
+                response = await client.post(message.recipient,
+                                             data={"logout_token": message.body_text or ""})
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"back-channel logout: {type(exc).__name__}: {exc}") from exc
+        if response.status_code not in (200, 204):
+            raise DeliveryError(f"back-channel logout answered HTTP {response.status_code}")
+
+
 def transports_from_settings(
     settings: Settings, clock: Clock | None = None
 ) -> dict[Channel, Transport]:
@@ -234,4 +253,4 @@ def transports_from_settings(
         sms = SmsWebhookTransport(settings.sms_webhook_url, sms_webhook_secret(settings), clock)
     else:
         sms = FileSmsTransport(settings.outbox_dir)
-    return {Channel.EMAIL: email, Channel.SMS: sms}
+    return {Channel.EMAIL: email, Channel.SMS: sms, Channel.LOGOUT: BackChannelLogoutTransport()}

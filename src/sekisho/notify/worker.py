@@ -25,7 +25,7 @@ from sqlalchemy import Select, select
 
 from sekisho.clock import Clock
 from sekisho.db import Database
-from sekisho.notify.models import Channel, DeliveryState, OutboxMessage
+from sekisho.notify.models import MEMBER_CHANNELS, Channel, DeliveryState, OutboxMessage
 from sekisho.notify.transports import DeliveryError, Transport, transports_from_settings
 from sekisho.settings import Settings
 from sekisho.status.delivery import ChannelHealth, DeliveryPolicy, SharedDeliveryHealth
@@ -70,7 +70,7 @@ class OutboxWorker:
         self.transports = (
             transports if transports is not None else transports_from_settings(settings, clock)
         )
-        self.health: dict[Channel, ChannelHealth] = {ch: ChannelHealth() for ch in Channel}
+        self.health: dict[Channel, ChannelHealth] = {ch: ChannelHealth() for ch in MEMBER_CHANNELS}
         """This process's delivery streaks per channel (``/status`` reads them)."""
         self._policy = DeliveryPolicy.from_settings(settings)
         self.shared_health: SharedDeliveryHealth | None = (
@@ -185,8 +185,12 @@ class OutboxWorker:
                 else:
                     message.next_attempt_at = now + backoff(settings, message.attempts)
         channel = Channel(claim.message.channel)
-        self._note_health(channel, now, error, claim.message.id)
-        await self._share_health(channel, now, error is None)
+        if channel in MEMBER_CHANNELS:
+            self._note_health(channel, now, error, claim.message.id)
+            await self._share_health(channel, now, error is None)
+        elif error is not None:
+            logger.warning("outbox %s message %s not delivered: %s", channel,
+                           claim.message.id, error)
 
     def _note_health(
         self, channel: Channel, now: datetime, error: str | None, message_id: int

@@ -22,6 +22,9 @@ class Session(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     authenticated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     """Last time the member proved who they are in this session (for step-up)."""
+    second_factor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Last time the member used a second factor (or a passkey) in this session: two
+    factors for relying parties asking ``acr_values`` of them."""
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     """Absolute end of life; the idle end is ``last_seen_at`` + idle timeout."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,19 +32,27 @@ class ActiveSession:
     account: Account
 
 
+SessionsEnded = Callable[[AsyncSession, int, list[int], str], Awaitable[None]]
+"""Called in the transaction that ended sessions: the account, their ids and the reason."""
+
+
 class SessionService:
     def __init__(self, settings: Settings, clock: Clock, tokens: TokenSource) -> None:
         self._settings = settings
         self._clock = clock
         self._tokens = tokens
+        self.on_end: list[SessionsEnded] = []
+        """What else ends with a session: the OpenID provider's tokens and logout notices."""
 
-    def new(self, account_id: int, ctx: RequestContext) -> tuple[str, dict[str, Any]]:
+    def new(self, account_id: int, ctx: RequestContext, *, second_factor: bool = False
+            ) -> tuple[str, dict[str, Any]]:
         """A fresh token (never reused: no fixation, ASVS 7.2.4) and the row to insert."""
         now = self._clock.now()
         token = self._tokens.token(32)
         return token, {
             "account_id": account_id, "token_hash": token_hash(token), "created_at": now,
             "authenticated_at": now, "last_seen_at": now,
+            "second_factor_at": now if second_factor else None,
             "expires_at": now + timedelta(seconds=self._settings.session_absolute_timeout_seconds),
             "ip": ctx.ip, "user_agent": ctx.short_user_agent, "device_id": ctx.device_id,
         }
@@ -106,7 +115,7 @@ class SessionService:
                      .values(authenticated_at=self._clock.now()))
 
     async def end(self, db: AsyncSession, session: Session, reason: str) -> None:
-        await self._end(db, [session.id], reason)
+        await self._end(db, session.account_id, [session.id], reason)
 
     async def end_all(self, db: AsyncSession, account_id: int, reason: str,
                       keep: int | None = None) -> int:
@@ -116,10 +125,12 @@ class SessionService:
         if keep is not None:
             query = query.where(Session.id != keep)
         ids = list(await db.scalars(query))
-        await self._end(db, ids, reason)
+        await self._end(db, account_id, ids, reason)
         return len(ids)
 
-    async def _end(self, db: AsyncSession, ids: list[int], reason: str) -> None:
+    async def _end(self, db: AsyncSession, account_id: int, ids: list[int], reason: str) -> None:
         if ids:
             await db.execute(update(Session).where(Session.id.in_(ids), Session.ended_at.is_(None))
                              .values(ended_at=self._clock.now(), end_reason=reason))
+        for hook in self.on_end:
+            await hook(db, account_id, ids, reason)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from sekisho.clock import Clock
-from sekisho.notify.models import Channel
+from sekisho.notify.models import MEMBER_CHANNELS, Channel
 from sekisho.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,14 +114,14 @@ class SharedDeliveryHealth:
 
     async def read(self) -> dict[Channel, ChannelHealth]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for channel in Channel:
+            for channel in MEMBER_CHANNELS:
                 pipe.hgetall(self._prefix + channel.value)
             rows = await pipe.execute()
-        return {channel: _from_hash(row) for channel, row in zip(Channel, rows, strict=True)}
+        return {channel: _from_hash(row) for channel, row in zip(MEMBER_CHANNELS, rows, strict=True)}
 
     async def clear(self) -> None:
         """Forget every streak (tests; an operator after moving to a new provider)."""
-        await self.redis.delete(*(self._prefix + channel.value for channel in Channel))
+        await self.redis.delete(*(self._prefix + channel.value for channel in MEMBER_CHANNELS))
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -165,7 +165,7 @@ class DeliveryMonitor:
             await self._refresh()
             if self._copy is not None:
                 return dict(self._copy)
-        return {channel: replace(self._local[channel]) for channel in Channel}
+        return {channel: replace(self._local[channel]) for channel in MEMBER_CHANNELS}
 
     def delayed(self, channel: Channel) -> bool:
         if self._shared is None:

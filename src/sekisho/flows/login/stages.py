@@ -175,7 +175,8 @@ class LoginStages:
 async def open_session(core: Core, db: AsyncSession, account: Account, ctx: RequestContext,
                        detail: dict[str, Any]) -> tuple[str, str]:
     """A session for a completed login, with its event; the token and the reference."""
-    token, row = core.sessions.new(account.id, ctx)
+    two_factors = bool(detail.get("second_factor")) or detail.get("method") == "passkey"
+    token, row = core.sessions.new(account.id, ctx, second_factor=two_factors)
     await db.execute(insert(Session).values(row))
     event = await core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
                                      account_id=account.id, detail=detail)
