@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     oidc_refresh_token_lifetime_seconds: int = Field(default=30 * 24 * 60 * 60, ge=60)
     """Each refresh token lives this long from issue and is replaced at every use (rotation,
     RFC 9700 §4.14.2); a member who opens the app once a month stays signed in."""
+    oidc_refresh_family_lifetime_seconds: int = Field(default=180 * 24 * 60 * 60, ge=60)
+    """However often it is refreshed, a sign-in ends this long after it began (ASVS 5.0
+    10.4.8: an absolute expiry); six months, then the member signs in again."""
     oidc_key_publish_lead_seconds: int = Field(default=24 * 60 * 60, ge=0)
     """A rotated signing key is published in the JWKS this long before it signs, so relying
     parties that cache the JWKS (commonly up to a day) know it before they meet it.

@@ -107,6 +107,8 @@ class OAuthToken(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """No refresh token of the family outlives this, however often it is rotated."""
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
     InvalidRequestError,
     OAuth2Payload,
     OAuth2Request,
@@ -213,8 +214,9 @@ def user_claims(account: Account, sub: str, scope: str) -> UserInfo:
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]
-    """PKCE with S256 only (``plain`` protects nothing once the request leaks), and
-    required of public clients, which have no secret to prove who redeems the code."""
+    """PKCE with S256, required of every client (ASVS 5.0 10.4.6, OAuth 2.1): ``plain``
+    protects nothing once the request leaks, and a confidential client's secret does not
+    stop an injected code."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
@@ -222,10 +224,16 @@ class Pkce(CodeChallenge):  # type: ignore[misc]
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         super().validate_code_challenge(grant, redirect_uri)
         data = grant.request.payload.data
-        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE with S256 is required.")
+        if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("'code_challenge_method' must be S256.")
-        if grant.request.client.public and not data.get("code_challenge"):
-            raise InvalidRequestError("Public clients must use PKCE with S256.")
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        # The code was issued for one verifier; without it the grant is simply invalid.
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidGrantError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
 
 
 class Provider(AuthorizationServer):  # type: ignore[misc]
@@ -299,26 +307,22 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     def save_token(self, token: dict[str, Any], request: Request) -> None:
         now = self.clock.now()
         origin = request.authorization_code or request.refresh_token
-        if isinstance(origin, StoredCode):
-            family, link_id, session_id, auth_time = (
-                origin.row.family, origin.row.link_id, origin.row.session_id,
-                origin.row.auth_time)
-        else:
-            row = origin.row
-            family, link_id, session_id, auth_time = (
-                row.family, row.link_id, row.session_id, row.auth_time)
+        row = origin.row
+        family_ends = row.family_expires_at if isinstance(origin, IssuedToken) else \
+            now + timedelta(seconds=self.settings.oidc_refresh_family_lifetime_seconds)
         refresh = token.get("refresh_token")
         current_connection().execute(insert(OAuthToken.__table__).values(
-            family=family, client_id=request.client.client_id,
-            account_id=request.user.id, link_id=link_id, session_id=session_id,
-            scope=token["scope"], access_token_hash=token_hash(token["access_token"]),
-            refresh_token_hash=token_hash(refresh) if refresh else None,
-            issued_at=now, access_expires_at=now + timedelta(seconds=token["expires_in"]),
-            refresh_expires_at=now + timedelta(
-                seconds=self.settings.oidc_refresh_token_lifetime_seconds) if refresh else None,
-            auth_time=auth_time))
+            family=row.family, client_id=request.client.client_id, account_id=request.user.id,
+            link_id=row.link_id, session_id=row.session_id, scope=token["scope"],
+            access_token_hash=token_hash(token["access_token"]),
+            refresh_token_hash=token_hash(refresh) if refresh else None, issued_at=now,
+            access_expires_at=now + timedelta(seconds=token["expires_in"]),
+            refresh_expires_at=min(family_ends, now + timedelta(
+                seconds=self.settings.oidc_refresh_token_lifetime_seconds)) if refresh else None,
+            family_expires_at=family_ends, auth_time=row.auth_time))
         links = OAuthLink.__table__
-        current_connection().execute(update(links).where(links.c.id == link_id).values(last_used_at=now))
+        current_connection().execute(update(links).where(links.c.id == row.link_id)
+                                     .values(last_used_at=now))
 
     # --- shared by the grants and endpoints -------------------------------------------
     def find_token(self, value: str, hint: str | None = None) -> IssuedToken | None:
@@ -447,16 +451,25 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         row = found.row
         if row.revoked_at is not None or found.is_expired():
             return None
+        if row.rotated_at is not None:
+            self.server.revoke_family(row.family, "refresh_reused")
+            return None
+        return found
+
+    def validate_token_request(self) -> None:
+        """Spend the refresh token only once the request is otherwise valid (its client,
+        its scope): a bad request must not cost the member the sign-in."""
+        super().validate_token_request()
+        row = self.request.refresh_token.row
         table = OAuthToken.__table__
         claimed = current_connection().execute(update(table).where(
             table.c.id == row.id, table.c.rotated_at.is_(None))
             .values(rotated_at=self.server.clock.now())).rowcount
         if not claimed:
-            # Spent already (or by a request racing this one): treated alike, since the
-            # server cannot tell a thief from a retry (RFC 9700 §4.14.2).
+            # Spent by a request racing this one: treated as reuse, since the server cannot
+            # tell a thief from a retry (RFC 9700 §4.14.2).
             self.server.revoke_family(row.family, "refresh_reused")
-            return None
-        return found
+            raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: IssuedToken) -> Account | None:
         return self.server.active_account(refresh_token.row.account_id)

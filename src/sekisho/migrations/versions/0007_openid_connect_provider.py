@@ -99,6 +99,7 @@ def upgrade() -> None:
     sa.Column('issued_at', sekisho.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('access_expires_at', sekisho.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('refresh_expires_at', sekisho.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('family_expires_at', sekisho.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('auth_time', sekisho.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('rotated_at', sekisho.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', sekisho.db.UTCDateTime(timezone=True), nullable=True),
