@@ -247,10 +247,11 @@ class Settings(BaseSettings):
     oidc_refresh_family_lifetime_seconds: int = Field(default=180 * 24 * 60 * 60, ge=60)
     """However often it is refreshed, a sign-in ends this long after it began (ASVS 5.0
     10.4.8: an absolute expiry); six months, then the member signs in again."""
-    oidc_key_publish_lead_seconds: int = Field(default=24 * 60 * 60, ge=0)
+    oidc_key_publish_lead_seconds: int = Field(default=24 * 60 * 60, ge=60 * 60)
     """A rotated signing key is published in the JWKS this long before it signs, so relying
-    parties that cache the JWKS (commonly up to a day) know it before they meet it.
-    ``sekisho oidc keys rotate --now`` skips the wait after a key leak."""
+    parties that cache the JWKS (sekisho allows an hour; some keep it up to a day) know it
+    before they meet it. ``sekisho oidc keys rotate --now`` skips the wait after a key
+    leak."""
     oidc_backchannel_logout: bool = True
     """Send OpenID Back-Channel Logout 1.0 notices (through the outbox, with its retries) to
     clients that registered a URI, when a sekisho session ends."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 from authlib.oidc.discovery import OpenIDProviderMetadata
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from conftest import make_client
 from oidc.oidc_support import REDIRECT, code_for, exchange, log_in, pkce_pair, register
 from sqlalchemy import func, select
@@ -107,7 +109,8 @@ async def _cli(settings, *args: str):
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_cli_registers_a_client_the_server_accepts(app, client, factory, settings,
-                                                         tmp_path: Path):
+                                                         clock):
+    clock.set(datetime.now(UTC))  # the command runs on the system clock
     result = await _cli(settings, "oidc", "client", "add", "--name", "Konbini",
                         "--redirect-uri", REDIRECT, "--first-party", "--alg", "ES256")
     assert result.exit_code == 0, result.output
@@ -124,11 +127,19 @@ async def test_cli_registers_a_client_the_server_accepts(app, client, factory, s
     bad = await _cli(settings, "oidc", "client", "add", "--name", "x", "--redirect-uri",
                      "http://evil.example/cb")
     assert bad.exit_code != 0 and "request.invalid" in bad.output
+    before = {k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]}
     rotated = await _cli(settings, "oidc", "keys", "rotate", "--now")
     assert rotated.exit_code == 0, rotated.output
     kids = json.loads(rotated.output)["new_kids"]
+    clock.set(datetime.now(UTC))
+    # After a leak the old keys are withdrawn at once, and the new ones sign.
     published = {k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]}
-    assert set(kids) <= published
+    assert published == set(kids) and not before & published
+    verifier, challenge = pkce_pair()
+    tokens = (await exchange(client, rp, await code_for(client, rp, challenge),
+                             verifier)).json()
+    assert jwt.decode(tokens["id_token"], KeySet.import_key_set(
+        (await client.get("/oauth/jwks")).json())).header["kid"] in kids
     removed = await _cli(settings, "oidc", "client", "remove", created["client_id"])
     assert removed.exit_code == 0
     assert json.loads((await _cli(settings, "oidc", "client", "list")).output) == []

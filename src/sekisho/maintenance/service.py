@@ -156,7 +156,8 @@ class MaintenanceSchedule:
 
     async def held_channels(self, now: datetime) -> frozenset[Channel]:
         """Outbox channels to hold at ``now``: their delivery component is under maintenance
-        (a whole-service window holds every channel). Held messages stay pending and go out
+        (a whole-service window holds every member channel; back-channel logout notices to
+        relying parties keep going). Held messages stay pending and go out
         when the window ends."""
         down = (await self.timetable()).down(now)
         return frozenset(channel for component, channel in _CHANNELS.items() if component in down)

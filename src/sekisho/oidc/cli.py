@@ -11,8 +11,6 @@ import typer
 from sekisho.cli_support import run_with_core
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from sekisho.core import Core
 
 oidc_app = typer.Typer(help="The OpenID Connect provider: relying parties and signing keys.",
@@ -121,18 +119,15 @@ def list_keys() -> None:
 
 @keys_app.command("rotate")
 def rotate(now: Annotated[bool, typer.Option(
-        "--now", help="Sign with the new keys at once (after a key leak) instead of after "
-                      "oidc_key_publish_lead_seconds.")] = False) -> None:
-    """New RS256 and ES256 keys: published at once, signing after the lead time."""
+        "--now", help="After a key leak: sign with the new keys at once and withdraw the old "
+                      "ones from the JWKS, so tokens they signed stop being trusted (members "
+                      "sign in to relying parties again).")] = False) -> None:
+    """New RS256 and ES256 keys: published at once, signing after
+    oidc_key_publish_lead_seconds."""
 
     async def work(core: Core) -> list[str]:
         lead = 0 if now else core.settings.oidc_key_publish_lead_seconds
-
-        def rotate_keys(conn: Connection) -> list[str]:
-            ring = _keys(core)
-            ring.ensure(conn)
-            return ring.rotate(conn, lead)  # type: ignore[no-any-return]
-
-        return await core.db.run(rotate_keys, write=True)
+        return await core.db.run(  # type: ignore[no-any-return]
+            lambda conn: _keys(core).rotate(conn, lead, retire_old=now), write=True)
 
     _echo({"new_kids": run_with_core(work)})

@@ -86,15 +86,18 @@ class KeyRing:
         for alg in ALGORITHMS:
             self.signing_key(conn, alg)
 
-    def rotate(self, conn: Connection, lead_seconds: int) -> list[str]:
+    def rotate(self, conn: Connection, lead_seconds: int, *, retire_old: bool = False
+               ) -> list[str]:
         """New keys for every algorithm, signing after ``lead_seconds``; the keys they
-        replace stop signing then and leave the JWKS once their last tokens expire."""
+        replace stop signing then and leave the JWKS once their last tokens expire, or at
+        once with ``retire_old`` (a leaked key: its tokens must stop being trusted)."""
+        self.ensure(conn)
         now = self._clock.now()
         starts = now + timedelta(seconds=lead_seconds)
         table = SigningKey.__table__
-        conn.execute(update(table).where(table.c.superseded_at.is_(None))
-                     .values(superseded_at=starts, retire_after=starts + self._keep))
-        return [self._add(conn, alg, starts).kid for alg in ALGORITHMS]  # type: ignore[misc]
+        conn.execute(update(table).where(table.c.superseded_at.is_(None)).values(
+            superseded_at=starts, retire_after=now if retire_old else starts + self._keep))
+        return [self._add(conn, alg, starts).kid for alg in ALGORITHMS]
 
     def listing(self, conn: Connection) -> list[dict[str, Any]]:
         table = SigningKey.__table__
