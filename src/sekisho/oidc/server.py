@@ -385,12 +385,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         """The code, claimed for this request: of two redemptions exactly one wins. A code
         presented again revokes what it was exchanged for (RFC 6749 §4.1.2)."""
         table = OAuthCode.__table__
-        row = current_connection().execute(select(table).where(table.c.code_hash == token_hash(code),
-                                                  table.c.client_id == client.client_id)).first()
+        conn = current_connection()
+        row = conn.execute(select(table).where(table.c.code_hash == token_hash(code),
+                                               table.c.client_id == client.client_id)).first()
         if row is None:
             return None
         now = self.server.clock.now()
-        claimed = current_connection().execute(update(table).where(
+        claimed = conn.execute(update(table).where(
             table.c.id == row.id, table.c.used_at.is_(None)).values(used_at=now)).rowcount
         if not claimed:
             self.server.revoke_family(row.family, "code_reused")
