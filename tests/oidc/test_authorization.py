@@ -273,3 +273,30 @@ async def _enrol_totp(client, core) -> str:
     assert r.status_code == 200, r.text
     core.clock.advance(seconds=31)  # the next code, not the one just used
     return secret
+
+
+async def test_after_our_own_forms_a_page_takes_the_browser_to_the_client(app, client,
+                                                                         factory):
+    # Browsers hold pages to form-action 'self' through redirects: the hop to the client
+    # after the login or consent form is a new navigation, from a page.
+    rp = await register(app, first_party=True)
+    await log_in(client, await factory.member())
+    params = authorize_params(rp, pkce_pair()[1])
+    r = await client.get("/oauth/authorize", params=params,
+                         headers={"Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200 and "form-action 'self'" in r.headers["content-security-policy"]
+    target = _hidden_link(r.text)
+    assert target.startswith(REDIRECT) and query_of(target)["state"] == params["state"]
+    assert f'content="0; url={target}"'.replace("&", "&amp;") in r.text
+    r = await client.get("/oauth/authorize", params=authorize_params(rp, pkce_pair()[1]),
+                         headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 302 and r.headers["location"].startswith(REDIRECT)
+
+
+def _hidden_link(html: str) -> str:
+    import html as html_lib
+    import re
+
+    found = re.search(r'<a href="([^"]*)" data-continue>', html)
+    assert found, "no continue link"
+    return html_lib.unescape(found.group(1))

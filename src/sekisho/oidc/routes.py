@@ -94,10 +94,25 @@ async def consent_submit(request: Request,
     return await run_once(request, data, act)
 
 
+def leave_for(request: Request, location: str) -> Response:
+    """Send the browser to a relying party.
+
+    Pages here allow forms to submit only to sekisho (``form-action 'self'``), and browsers
+    apply that to every redirect after a form: the login, consent or step-up form, then the
+    redirect to the client, would be blocked. So when the way here began on one of our own
+    pages (``Sec-Fetch-Site: same-origin``), a page takes the last step instead, as a new
+    navigation; anything else, such as a relying party sending the browser here, gets the
+    plain redirect.
+    """
+    if location.startswith("/") or request.headers.get("sec-fetch-site") != "same-origin":
+        return RedirectResponse(location, status_code=303 if request.method == "POST" else 302)
+    return request.app.state.pages.render(request, "oauth_continue.html",
+                                          {"location": location})
+
+
 def _outcome(request: Request, outcome: AuthorizeOutcome) -> Response:
     if isinstance(outcome, Redirect):
-        return RedirectResponse(outcome.location, status_code=303 if request.method == "POST"
-                                else 302)
+        return leave_for(request, outcome.location)
     if isinstance(outcome, ConsentNeeded):
         return request.app.state.pages.render(request, "oauth_consent.html", {
             "client": outcome.client, "request_query": outcome.request,
@@ -219,6 +234,5 @@ async def end_session(request: Request,
                                                      request.state.facts.context())
         clear_session_cookie(request)
     if validated.redirect_uri:
-        return RedirectResponse(validated.redirect_uri,
-                                status_code=303 if request.method == "POST" else 302)
+        return leave_for(request, validated.redirect_uri)
     return redirect("/login", notice="logged_out")
