@@ -6,16 +6,13 @@ carry no staff account (``posted_by`` is null). Texts are given in both page lan
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 
-from sekisho.clock import SystemClock
-from sekisho.db import Database
-from sekisho.errors import SekishoError
+from sekisho.cli_support import run_with_core
 from sekisho.settings import Settings
 from sekisho.status.components import Component
 from sekisho.status.models import Impact, Incident, IncidentState
@@ -36,28 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the incident as 
 
 def _run(work: Callable[[IncidentService], Awaitable[T]]) -> T:
     """Run ``work`` against the configured database; catalogue errors become usage errors."""
-    from sekisho.errors.handler import describe
-
-    settings = Settings()
-    if settings.is_embedded_database:
-        from sekisho.migrations.runner import upgrade
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.resolved_database_url)
-
-    async def main() -> T:
-        database = Database(settings.resolved_database_url)
-        try:
-            return await work(IncidentService(database, SystemClock(), settings))
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(main())
-    except SekishoError as error:
-        text = describe(error, "en")
-        detail = f" ({error.field})" if error.field else ""
-        raise typer.BadParameter(f"{error.code}{detail}: {text['message']}") from None
+    return run_with_core(lambda core: work(IncidentService(core.db, core.clock, core.settings)))
 
 
 def _show(incident: Incident, as_json: bool) -> None:
