@@ -150,6 +150,7 @@ async def test_discovery_document_validates_and_names_the_endpoints(client, sett
     assert r.status_code == 200
     metadata = OpenIDProviderMetadata(r.json())
     metadata.validate()
+    assert r.headers["access-control-allow-origin"] == "*"
     assert metadata["issuer"] == settings.issuer
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert set(metadata["id_token_signing_alg_values_supported"]) == {"RS256", "ES256"}

@@ -17,7 +17,7 @@ from sekisho.oidc.models import OAuthClient
 from sekisho.sessions.service import token_hash
 
 SCOPES = ("openid", "profile", "email", "phone", "offline_access")
-"""``offline_access`` keeps the refresh tokens alive when the sekisho session ends."""
+"""``offline_access`` keeps the refresh tokens alive when the member logs out of sekisho."""
 CONFIDENTIAL_METHODS = ("client_secret_basic", "client_secret_post")
 PUBLIC = "none"
 _VERSION = re.compile(r"^\d+(\.\d+){0,3}$")

@@ -12,8 +12,8 @@ from sekisho.db import Base, BigId, UTCDateTime
 
 class OAuthClient(Base):
     """A relying party. Confidential clients hold a secret, of which only the SHA-256 is
-    kept (it carries 256 random bits, like session tokens); public clients (mobile and
-    single-page apps) have none and must use PKCE with S256."""
+    kept (it carries 256 random bits, like session tokens); public clients (mobile apps)
+    have none. Every client uses PKCE with S256."""
 
     __tablename__ = "oauth_clients"
 

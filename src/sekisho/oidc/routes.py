@@ -54,17 +54,20 @@ def _answer(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     return Response(body, status_code=status, headers=dict(headers))
 
 
+_PUBLIC = {"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"}
+"""Discovery and keys are public and may be cached for an hour (a rotated key is published
+a day before it signs). Only they answer scripts on other origins: tokens stay with the
+relying party's server (a backend for a browser app, ASVS 5.0 10.1.1)."""
+
+
 @router.get("/.well-known/openid-configuration")
 async def discovery(request: Request) -> JSONResponse:
-    return JSONResponse(oidc(request).discovery(),
-                        headers={"Cache-Control": "public, max-age=3600"})
+    return JSONResponse(oidc(request).discovery(), headers=_PUBLIC)
 
 
 @router.get("/oauth/jwks")
 async def jwks(request: Request) -> JSONResponse:
-    # An hour of caching: a rotated key is published a day before it signs.
-    return JSONResponse(await oidc(request).jwks(),
-                        headers={"Cache-Control": "public, max-age=3600"})
+    return JSONResponse(await oidc(request).jwks(), headers=_PUBLIC)
 
 
 # --- the authorization endpoint -----------------------------------------------------------
