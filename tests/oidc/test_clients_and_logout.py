@@ -218,3 +218,13 @@ async def test_rp_logout_refuses_a_forged_hint_and_unregistered_return(app, clie
         "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://evil.example/"})
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert await _live_sessions(core, member.account_id) == 0
+
+
+async def test_a_changed_secret_key_leads_to_new_signing_keys_not_errors(app, client, core):
+    from sekisho.oidc.keys import KeyRing
+
+    before = {k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]}
+    ring = KeyRing(b"another secret", core.clock, token_lifetime_seconds=600)
+    after = await core.db.run(ring.jwks, write=True)
+    kids = {k["kid"] for k in after["keys"]}
+    assert len(kids) == 2 and not kids & before

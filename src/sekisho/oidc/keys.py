@@ -11,10 +11,12 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import Connection, insert, or_, select, update
@@ -23,6 +25,7 @@ from sekisho.clock import Clock
 from sekisho.oidc.models import SigningKey
 from sekisho.settings import Settings
 
+log = logging.getLogger("sekisho.oidc")
 ALGORITHMS = ("RS256", "ES256")
 RSA_BITS = 2048
 """NIST SP 800-57 Part 1 Table 2: 112-bit strength, good beyond 2030 for signatures whose
@@ -56,16 +59,18 @@ class KeyRing:
 
     def signing_key(self, conn: Connection, alg: str) -> SigningJwk:
         """The key that signs with ``alg`` now: the newest whose time has come. The very
-        first is made on demand."""
+        first is made on demand, as is a new one when none can be opened (the secret key
+        was changed)."""
         now = self._clock.now()
         table = SigningKey.__table__
-        row = conn.execute(
+        rows = conn.execute(
             select(table.c.kid, table.c.private_jwk)
             .where(table.c.alg == alg, table.c.signs_from <= now)
-            .order_by(table.c.signs_from.desc(), table.c.id.desc()).limit(1)).first()
-        if row is None:
-            return self._add(conn, alg, now)
-        return self._open(row.kid, row.private_jwk)
+            .order_by(table.c.signs_from.desc(), table.c.id.desc()))
+        for row in rows:
+            if (key := self._open(row.kid, row.private_jwk)) is not None:
+                return key
+        return self._add(conn, alg, now)
 
     def published(self, conn: Connection) -> KeySet:
         """Every key a relying party may meet: the signing ones, the ones about to sign,
@@ -76,7 +81,8 @@ class KeyRing:
             select(table.c.kid, table.c.private_jwk)
             .where(or_(table.c.retire_after.is_(None), table.c.retire_after > now))
             .order_by(table.c.id)).all()
-        return KeySet([self._open(row.kid, row.private_jwk) for row in rows])
+        opened = (self._open(row.kid, row.private_jwk) for row in rows)
+        return KeySet([key for key in opened if key is not None])
 
     def jwks(self, conn: Connection) -> dict[str, Any]:
         self.ensure(conn)
@@ -120,11 +126,18 @@ class KeyRing:
         plain = json.dumps(key.as_dict(private=True)).encode()
         return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plain, None)).decode()
 
-    def _open(self, kid: str, sealed: str) -> SigningJwk:
+    def _open(self, kid: str, sealed: str) -> SigningJwk | None:
+        """The key, or None if it was sealed under another secret key: it can sign nothing
+        any more, and tokens it signed cannot be checked here either."""
         key = self._opened.get(kid)
         if key is None:
             raw = base64.urlsafe_b64decode(sealed)
-            data = json.loads(self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None))
+            try:
+                plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None)
+            except InvalidTag:
+                log.warning("signing key %s was sealed under another secret key; skipped", kid)
+                return None
+            data = json.loads(plain)
             key = RSAKey.import_key(data) if data["kty"] == "RSA" else ECKey.import_key(data)
             self._opened[kid] = key
         return key
