@@ -16,6 +16,8 @@ does not come up, and stop the server on exit. They only ever listen on 127.0.0.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -38,6 +40,8 @@ from fastapi import FastAPI
 
 from sekisho.app import create_app
 from sekisho.settings import Settings
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 
@@ -231,6 +235,33 @@ def serve_process(env: Mapping[str, str], *, port: int | None = None, workers: i
         if log_dir is None:
             live.keep_output()
             shutil.rmtree(logs, ignore_errors=True)
+
+
+# --- load from the same machine --------------------------------------------------------------
+
+LOAD_NICENESS = 10
+"""A load generator's CPU priority here: below the server under test, as if on another
+machine (Linux applies niceness per thread)."""
+
+
+async def in_background_thread(load: Callable[[], T]) -> T:
+    """Run ``load`` (a blocking call, such as ``asyncio.run`` of a burst) on a new thread at
+    :data:`LOAD_NICENESS`, and await its result."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOAD_NICENESS)
+        try:
+            result = load()
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(done.set_exception, error)
+        else:
+            loop.call_soon_threadsafe(done.set_result, result)
+
+    threading.Thread(target=run, daemon=True, name="load").start()
+    return await done
 
 
 # --- answer times seen from outside ----------------------------------------------------------

@@ -23,6 +23,9 @@ from sekisho.settings import Settings
 VISITORS = 500
 ANSWER_WITHIN = 30.0  # seconds: generous, "no timeouts" means no client ever gives up
 POLL_EVERY = 2.0  # the shortest retry_after
+# Clients let an idle connection go before uvicorn does (5 s): a request sent on a connection
+# the server is closing at that moment is reset, which browsers retry and httpx does not.
+IDLE_CONNECTION = httpx.Limits(keepalive_expiry=1.0)
 
 
 @contextmanager
@@ -35,7 +38,8 @@ def servers(settings: Settings, overrides: dict[str, Any], count: int) -> Iterat
 
 async def stampede(urls: list[str]) -> list[Visitor]:
     visitors = [Visitor(n, httpx.AsyncClient(base_url=urls[n % len(urls)],
-                                             timeout=ANSWER_WITHIN), page=n % 2 == 0)
+                                             timeout=ANSWER_WITHIN, limits=IDLE_CONNECTION),
+                        page=n % 2 == 0)
                 for n in range(VISITORS)]
     try:
         async with asyncio.timeout(90):
