@@ -8,41 +8,67 @@ reset, and the reset link is on its way.
 
 from __future__ import annotations
 
-from sekisho.codes.models import Purpose
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+
+from sekisho.codes.models import Challenge, Purpose
 from sekisho.context import RequestContext
 from sekisho.core import Core
-from sekisho.events.models import OK, EventKind
+from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
 from sekisho.identity.models import Account
+from sekisho.notify.models import OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One new-device notice as rows: its "this wasn't me" link, its mail and its event."""
+
+    rows: tuple[tuple[Table, dict[str, Any]], ...]
+
+    def write(self, conn: Connection) -> None:
+        for table, values in self.rows:
+            conn.execute(insert(table).values(values))
 
 
 class NewDeviceAlarm:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    async def notify(self, account: Account, ctx: RequestContext) -> None:
-        """Tell the owner about a login from a browser this account has not seen, unless
-        they turned these notices off."""
+    def notice(self, account: Account, ctx: RequestContext) -> Notice | None:
+        """The notice of a login from a browser this account has not seen, to be written in
+        the login's own unit of work; None if the owner turned these notices off."""
         if not account.new_device_notice:
-            return
+            return None
         core = self.core
         settings = core.settings
-        async with core.db.transaction() as db:
-            # Not superseding: each notice's link must work, whichever mail is pressed.
-            issued = await core.challenges.issue(
-                db, account_id=account.id, purpose=Purpose.NOT_ME, target=account.email,
-                lifetime_seconds=settings.not_me_link_lifetime_seconds, supersede=False)
-            await core.notifier.email(
-                db, to=account.email, template="new_device_login", locale=account.locale,
-                account_id=account.id,
-                context={"display_name": account.display_name,
-                         "logged_in_at": core.local_time(core.clock.now()),
-                         "ip": ctx.ip or "-", "browser": ctx.browser,
-                         "not_me_link": f"{settings.base_url}/account/not-me?token={issued.token}",
-                         "not_me_days": -(-settings.not_me_link_lifetime_seconds // 86400),
-                         "settings_url": f"{settings.base_url}/account"})
-            await core.events.record(db, kind=EventKind.NEW_DEVICE_NOTICE, outcome=OK, ctx=ctx,
-                                     account_id=account.id)
+        # Not superseding: each notice's link must work, whichever mail is pressed.
+        token, link = core.challenges.link_values(
+            account_id=account.id, purpose=Purpose.NOT_ME, target=account.email,
+            lifetime_seconds=settings.not_me_link_lifetime_seconds)
+        mail = core.notifier.email_values(
+            to=account.email, template="new_device_login", locale=account.locale,
+            account_id=account.id,
+            context={"display_name": account.display_name,
+                     "logged_in_at": core.local_time(core.clock.now()),
+                     "ip": ctx.ip or "-", "browser": ctx.browser,
+                     "not_me_link": f"{settings.base_url}/account/not-me?token={token}",
+                     "not_me_days": -(-settings.not_me_link_lifetime_seconds // 86400),
+                     "settings_url": f"{settings.base_url}/account"})
+        event = core.events.values(kind=EventKind.NEW_DEVICE_NOTICE, outcome=OK, ctx=ctx,
+                                   account_id=account.id)
+        return Notice(((Challenge.__table__, link), (OutboxMessage.__table__, mail),
+                       (AuthEvent.__table__, event)))
+
+    async def notify(self, account: Account, ctx: RequestContext) -> None:
+        """Tell the owner about a login from a browser this account has not seen, unless
+        they turned these notices off (on its own, after the login's unit of work)."""
+        notice = self.notice(account, ctx)
+        if notice is not None:
+            await self.core.db.run(notice.write, write=True)
+            self.core.notifier.enqueued()
 
     async def check(self, token: str) -> None:
         """Raise ``link.*`` at once if the link can no longer be used (before the button)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -89,17 +90,29 @@ class ChallengeService:
             carried = previous.failed_attempts
         if supersede:
             await self.supersede(db, account_id, purpose)
-        code = self._tokens.digits(self._settings.code_length)
-        token = self._tokens.token(32)
-        challenge = Challenge(
-            account_id=account_id, purpose=purpose, target=target,
-            code_hash=self._hash("code", code), token_hash=self._hash("token", token),
-            created_at=now, expires_at=now + timedelta(seconds=lifetime_seconds),
-            failed_attempts=min(carried, self._settings.code_max_attempts - 1),
-        )
+        code, token, row = self._new(account_id, purpose, target, lifetime_seconds)
+        challenge = Challenge(**row,
+                              failed_attempts=min(carried, self._settings.code_max_attempts - 1))
         db.add(challenge)
         await db.flush()
         return Issued(challenge, code, token)
+
+    def link_values(self, *, account_id: int, purpose: Purpose, target: str,
+                    lifetime_seconds: int) -> tuple[str, dict[str, Any]]:
+        """A link that supersedes nothing (each "this wasn't me" link must keep working), as
+        the columns of a Core ``INSERT`` for the hot paths: the token and the row."""
+        _, token, row = self._new(account_id, purpose, target, lifetime_seconds)
+        return token, {**row, "failed_attempts": 0}
+
+    def _new(self, account_id: int, purpose: Purpose, target: str,
+             lifetime_seconds: int) -> tuple[str, str, dict[str, Any]]:
+        now = self._clock.now()
+        code = self._tokens.digits(self._settings.code_length)
+        token = self._tokens.token(32)
+        return code, token, {
+            "account_id": account_id, "purpose": purpose, "target": target,
+            "code_hash": self._hash("code", code), "token_hash": self._hash("token", token),
+            "created_at": now, "expires_at": now + timedelta(seconds=lifetime_seconds)}
 
     async def supersede(self, db: AsyncSession, account_id: int, purpose: Purpose) -> None:
         """Retire every unused code and link of this account and purpose."""

@@ -73,8 +73,7 @@ class Notifier:
             attempts=0, created_at=now, next_attempt_at=now)
         session.add(message)
         await session.flush()
-        if self.on_enqueue is not None:
-            self.on_enqueue()
+        self.enqueued()
         return message
 
     async def _enqueue(
@@ -87,31 +86,38 @@ class Notifier:
         context: dict[str, Any],
         account_id: int | None,
     ) -> OutboxMessage:
-        _check_recipient(to)
-        lang = resolve_locale(locale)
-        rendered = self.renderer.render(template, lang, context)
-        now = self._clock.now()
-        message = OutboxMessage(
-            channel=channel,
-            recipient=to,
-            template=template,
-            locale=lang,
-            account_id=account_id,
-            subject=rendered.subject if channel is Channel.EMAIL else None,
-            body_text=rendered.text,
-            body_html=rendered.html if channel is Channel.EMAIL else None,
-            state=DeliveryState.PENDING,
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        message = OutboxMessage(**self._values(channel, to, template, locale, context,
+                                               account_id))
         session.add(message)
         # Flush so the caller (and its audit event) can refer to the message id; this is
         # still inside the caller's transaction and rolls back with it.
         await session.flush()
+        self.enqueued()
+        return message
+
+    def email_values(self, *, to: str, template: str, locale: str, context: dict[str, Any],
+                     account_id: int | None = None) -> dict[str, Any]:
+        """:meth:`email` as the columns of a Core ``INSERT`` into the outbox, for the hot
+        paths; call :meth:`enqueued` once it is written."""
+        return self._values(Channel.EMAIL, to, template, locale, context, account_id)
+
+    def enqueued(self) -> None:
+        """Wake the outbox worker: a message is waiting."""
         if self.on_enqueue is not None:
             self.on_enqueue()
-        return message
+
+    def _values(self, channel: Channel, to: str, template: str, locale: str,
+                context: dict[str, Any], account_id: int | None) -> dict[str, Any]:
+        _check_recipient(to)
+        lang = resolve_locale(locale)
+        rendered = self.renderer.render(template, lang, context)
+        now = self._clock.now()
+        email = channel is Channel.EMAIL
+        return {"channel": channel, "recipient": to, "template": template, "locale": lang,
+                "account_id": account_id, "subject": rendered.subject if email else None,
+                "body_text": rendered.text, "body_html": rendered.html if email else None,
+                "state": DeliveryState.PENDING, "attempts": 0, "created_at": now,
+                "next_attempt_at": now}
 
 
 def _check_recipient(to: str) -> None:

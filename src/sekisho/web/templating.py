@@ -20,6 +20,9 @@ class Pages:
             autoescape=select_autoescape(["html"]),
             extensions=["jinja2.ext.i18n"],
             trim_blocks=True, lstrip_blocks=True,
+            # Templates ship with the package: no file check on every render (a crowd's
+            # waiting pages are thousands of renders a minute).
+            auto_reload=False,
         )
         self.env.globals["service_name"] = service_name
 

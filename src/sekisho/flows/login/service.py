@@ -21,7 +21,7 @@ connection (or SQLite's write lock) while argon2 runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -45,6 +45,7 @@ from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
 from sekisho.identity.service import Match
 from sekisho.methods import passkeys
+from sekisho.methods.password.hashing import VerifyResult
 from sekisho.methods.second_factors import TOTP, SecondFactors, webauthn_credential
 from sekisho.sessions.models import Session
 
@@ -64,8 +65,7 @@ class LoginFlow:
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
         await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
-        async with core.hasher.admitted():
-            return await self._login(ident, secret, ctx, device_cookie)
+        return await self._login(ident, secret, ctx, device_cookie)
 
     async def reauthenticate(self, *, session: Session, account: Account, password: str,
                              ctx: RequestContext, device_cookie: str | None) -> LoginResult:
@@ -79,12 +79,40 @@ class LoginFlow:
         if not secret:
             raise SekishoError("request.invalid", field="password", params={"reason": "missing"})
         await core.limiter.hit(Action.LOGIN, ip=ctx.ip)
-        async with core.hasher.admitted():
-            return await self._login(core.accounts.identify(account.member_id), secret, ctx,
-                                     device_cookie, session=session)
+        return await self._login(core.accounts.identify(account.member_id), secret, ctx,
+                                 device_cookie, session=session)
 
     async def _login(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
                      device_cookie: str | None, session: Session | None = None) -> LoginResult:
+        core = self.core
+        # One of the hasher's few places covers the lookup and the hash only: what is written
+        # afterwards (the failure, or the session and the new-device notice) does not keep
+        # the next login from its hash.
+        async with core.hasher.admitted():
+            checked = await self._check(ident, secret, ctx, device_cookie)
+        match, account, attempt = checked.match, checked.account, checked.attempt
+        if attempt is None:
+            assert checked.refusal is not None
+            await self._refuse(checked.refusal, ident.value, account, ctx)
+        verdict = checked.verdict
+        if not verdict.ok:
+            await self._failed(attempt, ident.value, account, ctx, trusted=checked.trusted)
+        await core.lockout.succeeded(attempt)
+        assert match is not None and account is not None
+        refusal = self._state_error(account)
+        if refusal is not None:
+            await self._refuse(refusal, ident.value, account, ctx)
+        correction = checked.corrections[verdict.matched - 1][0] if verdict.matched else None
+        new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
+        return await self._signed_in(match, ident, ctx, trusted=checked.trusted,
+                                     correction=correction, new_hash=new_hash, session=session,
+                                     methods=checked.methods)
+
+    async def _check(self, ident: NormalisedIdentifier, secret: str, ctx: RequestContext,
+                     device_cookie: str | None) -> _Checked:
+        """Look the identifier up, take the attempt's place in its lane and check the
+        password (and its typo corrections); refusals before the hash are returned, not
+        recorded."""
         core = self.core
 
         def find(conn: Connection) -> tuple[Match | None, list[str]]:
@@ -95,10 +123,13 @@ class LoginFlow:
         account = match.account if match else None
         if account is not None and account.password_login_disabled_at is not None:
             # Past the failure cap nothing is guessed any more; only a reset reopens it.
-            await self._refuse(SekishoError("login.password_disabled"), ident.value, account, ctx)
+            return _Checked(match, methods, refusal=SekishoError("login.password_disabled"))
         device = core.devices.read(device_cookie, account.id if account else None,
                                    account.devices_reset_at if account else None)
-        attempt = await self._admit(ident, account, device, ctx)
+        try:
+            attempt = await self._admit(ident, account, device, ctx)
+        except SekishoError as error:
+            return _Checked(match, methods, refusal=error)
         try:
             corrections = (core.policy.corrections(secret)
                            if core.settings.password_typo_correction else [])
@@ -108,18 +139,8 @@ class LoginFlow:
         except BaseException:
             await core.lockout.abandon(attempt)
             raise
-        if not verdict.ok:
-            await self._failed(attempt, ident.value, account, ctx, trusted=device is not None)
-        await core.lockout.succeeded(attempt)
-        assert match is not None and account is not None
-        refusal = self._state_error(account)
-        if refusal is not None:
-            await self._refuse(refusal, ident.value, account, ctx)
-        correction = corrections[verdict.matched - 1][0] if verdict.matched else None
-        new_hash = await core.hasher.hash(secret) if verdict.needs_rehash else None
-        return await self._signed_in(match, ident, ctx, trusted=device is not None,
-                                     correction=correction, new_hash=new_hash, session=session,
-                                     methods=methods)
+        return _Checked(match, methods, trusted=device is not None, attempt=attempt,
+                        verdict=verdict, corrections=corrections)
 
     def _state_error(self, account: Account) -> SekishoError | None:
         """Why a member who proved who they are still cannot come in, if anything."""
@@ -137,17 +158,15 @@ class LoginFlow:
 
     async def _admit(self, ident: NormalisedIdentifier, account: Account | None,
                      device: DeviceCookie | None, ctx: RequestContext) -> Attempt:
-        """The attempt's place in its lane, or the refusal (throttled, or the IP's budget)."""
+        """The attempt's place in its lane; raises the refusal (throttled, or the IP's
+        budget)."""
         core = self.core
-        try:
-            if device is None:
-                # Known browsers are exempt: spraying from a shared IP must not lock them out.
-                await core.limiter.check(Action.LOGIN_FAILED, ip=ctx.ip)
-            lane = (core.lockout.device_lane(device.nonce) if device else
-                    core.lockout.untrusted_lane(core.events.identifier_hash(ident.value)))
-            return await core.lockout.admit(lane, account.id if account else None)
-        except SekishoError as error:
-            await self._refuse(error, ident.value, account, ctx)
+        if device is None:
+            # Known browsers are exempt: spraying from a shared IP must not lock them out.
+            await core.limiter.check(Action.LOGIN_FAILED, ip=ctx.ip)
+        lane = (core.lockout.device_lane(device.nonce) if device else
+                core.lockout.untrusted_lane(core.events.identifier_hash(ident.value)))
+        return await core.lockout.admit(lane, account.id if account else None)
 
     async def _signed_in(self, match: Match, ident: NormalisedIdentifier, ctx: RequestContext,
                          *, trusted: bool, correction: str | None, new_hash: str | None,
@@ -178,6 +197,9 @@ class LoginFlow:
         event_row = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
                                        account_id=account.id, identifier=ident.value,
                                        detail=detail)
+        # A new browser's notice is written with the session it tells of: one unit of work.
+        notice = (self.alarm.notice(account, ctx)
+                  if session is None and flow is None and not trusted else None)
 
         def record(conn: Connection) -> None:
             accounts = Account.__table__
@@ -193,13 +215,15 @@ class LoginFlow:
                 table = PendingLogin.__table__ if flow else Session.__table__
                 conn.execute(insert(table).values(row))
             conn.execute(insert(AuthEvent.__table__).values(event_row))
+            if notice is not None:
+                notice.write(conn)
 
         await core.db.run(record, write=True)
+        if notice is not None:
+            core.notifier.enqueued()
         if flow is not None:
             return LoginResult(None, account, event_row["reference"], None, flow=flow,
                                methods=methods or [TOTP], enrol=not methods)
-        if session is None and not trusted:
-            await self.alarm.notify(account, ctx)
         return LoginResult(token, account, event_row["reference"],
                            core.devices.issue(account.id), notices)
 
@@ -337,6 +361,25 @@ class LoginFlow:
         if correction is not None:
             notices.append({"code": f"password_{correction}"})
         return notices
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What the admitted part of a login found (:meth:`LoginFlow._check`): a refusal before
+    the hash, or the attempt in its lane and the password's verdict."""
+
+    match: Match | None
+    methods: list[str]
+    refusal: SekishoError | None = None
+    trusted: bool = False
+    """The request came with a valid device cookie for this account."""
+    attempt: Attempt | None = None
+    verdict: VerifyResult = VerifyResult(ok=False)
+    corrections: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def account(self) -> Account | None:
+        return self.match.account if self.match else None
 
 
 @dataclass(frozen=True, slots=True)

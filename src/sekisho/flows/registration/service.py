@@ -48,13 +48,13 @@ class RegistrationFlow:
         # Counted only once the request would send mail: a member whose first passwords are
         # refused must not run out of attempts.
         await core.limiter.hit(Action.REGISTRATION, ip=ctx.ip, key=address.value)
-        async with core.hasher.admitted():
-            await self._create_or_tell_owner(address, secret, name, ctx)
+        async with core.hasher.admitted():  # the hash only, not the writes after it
+            password_hash = await core.hasher.hash(secret)
+        await self._create_or_tell_owner(address, password_hash, name, ctx)
 
-    async def _create_or_tell_owner(self, address: NormalisedIdentifier, secret: str,
+    async def _create_or_tell_owner(self, address: NormalisedIdentifier, password_hash: str,
                                     name: str | None, ctx: RequestContext) -> None:
         core = self.core
-        password_hash = await core.hasher.hash(secret)
         try:
             async with core.db.transaction() as db:
                 if await core.accounts.find(db, address) is None:

@@ -31,8 +31,8 @@ T = TypeVar("T")
 
 # Niceness of hashing threads (Linux applies it per thread): the event loop always wins a core.
 _HASH_THREAD_NICENESS = 10
-# Requests admitted per hashing slot: enough to keep every slot busy while others do their
-# database work, few enough that the event loop never has a crowd to serve.
+# Requests admitted per hashing slot: enough to keep every slot busy while others look their
+# account up, few enough that the event loop never has a crowd to serve.
 _ADMITTED_PER_SLOT = 2
 
 
@@ -113,8 +113,10 @@ class PasswordHasher:
 
     @contextlib.asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
-        """Wrap a whole request that will hash: wait (at most the queue timeout) for one of
-        a few places, so a flood queues here instead of crowding the event loop."""
+        """Wrap the part of a request that leads up to its hash (the account lookup and the
+        hash itself): wait (at most the queue timeout) for one of a few places, so a flood
+        queues here instead of crowding the event loop. The writes after the hash hold no
+        place: the hashes, not the database, set how many logins finish in a second."""
         await self._acquire(self._admission)
         try:
             yield
