@@ -130,14 +130,16 @@ async def let_everyone_in(visitors: list[Visitor], clock: FrozenClock, *, first_
 
 async def refresh(round_: int, now: float, waiting: list[Visitor]) -> None:
     """Reloading (or opening a second tab, which shares the cookie) right away neither loses
-    nor improves a place: the only change is everyone moving up by the number let through
-    meanwhile (slots freed by logins since), who were the head of the line."""
-    before = {v.index: v.positions[-1] for v in waiting}
+    nor improves a place: those let through meanwhile (slots freed by logins since) were
+    ahead of everyone still waiting, whose places only move up, in the same order."""
+    before = {v.index: v.positions[-1] or 0 for v in waiting}
     await asyncio.gather(*(v.visit(round_, now) for v in waiting))
-    through = sorted(before[v.index] or 0 for v in waiting if v.admitted_in is not None)
-    assert through == list(range(1, len(through) + 1))
-    assert {(before[v.index] or 0) - (v.positions[-1] or 0)
-            for v in waiting if v.admitted_in is None} <= {len(through)}
+    through = [before[v.index] for v in waiting if v.admitted_in is not None]
+    still = sorted((v for v in waiting if v.admitted_in is None), key=lambda v: before[v.index])
+    assert max(through, default=0) < min((before[v.index] for v in still), default=10**9)
+    after = [v.positions[-1] or 0 for v in still]
+    assert after == sorted(after) and len(set(after)) == len(after)
+    assert all(0 < v.positions[-1] <= before[v.index] for v in still)  # type: ignore[operator]
 
 
 def fifo_violations(visitors: list[Visitor], order: Callable[[Visitor], Any]) -> list[int]:

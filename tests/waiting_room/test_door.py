@@ -188,3 +188,27 @@ async def test_a_disabled_room_guards_nothing(app, client):
     await room(app).hold(None)
     assert (await client.get("/login")).status_code == 200
     assert COOKIE not in client.cookies
+
+
+async def test_visitors_answered_together_do_not_come_back_together(app, client):
+    # CROWD_ROOM: 100 admissions a minute. 300 visitors arrive at the same instant (a frozen
+    # clock); a refresh at exactly half the wait would bring each second's worth back at once.
+    await room(app).hold(None)
+    await room(app).open()
+    answers = []
+    for n in range(300):
+        async with make_client(app, ip=f"198.51.{n // 250}.{n % 250 + 1}") as visitor:
+            answers.append((await login(visitor, f"v{n}@example.jp", "whatever")).json())
+    waiting = [a["error"] for a in answers if a.get("error", {}).get("code") == "service.queue"]
+    assert len(waiting) > 250
+    by_due: dict[int, set[int]] = {}
+    for error in waiting:
+        due = min(max(-(-error["eta_seconds"] // 2), 2), 20)  # half the wait, in 2-20 s
+        # Drawn from a range a quarter as wide as that (at least a second), within 2-20 s.
+        width = max(1, due // 4)
+        earliest = max(2, due - width)
+        assert earliest <= error["retry_after"] <= min(20, earliest + width), error
+        by_due.setdefault(due, set()).add(error["retry_after"])
+    # The back of the line (due in 20 s): most of a crowd, all told the same before.
+    assert len(by_due[20]) >= 4, by_due
+    assert sum(len(times) > 1 for times in by_due.values()) >= len(by_due) // 2, by_due

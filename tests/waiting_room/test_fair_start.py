@@ -122,8 +122,9 @@ async def sale(apps: list[FastAPI], clock: FrozenClock, staff: httpx.AsyncClient
             return 1, v.number
         return 0, 0 if v.admitted_in == 1 else v.positions[2] or 0
 
+    # (Let through in order of their calls, not of their rounds: a visitor called while
+    # away comes back when their page refreshes, and may find someone later through.)
     assert fifo_violations(visitors, order=order) == []
-    assert max(v.admitted_in or 0 for v in early) <= min(v.admitted_in or 0 for v in late)
 
 
 async def test_a_fair_start_in_one_process(app, factory, settings, clock):
