@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python3 bench/flash_crowd.py [--visitors 5000] [--arrival-seconds 10]
         [--duration 90] [--login-capacity N] [--capacity 200] [--plot flash_crowd.png] [--json]
+        [--samples FILE]
 
 1. Login capacity: unless ``--login-capacity`` is given, sekisho (room off) serves
    ``POST /api/v1/login`` to ``--connections`` clients in a closed loop for
@@ -22,7 +23,10 @@
 Reported: the share of requests answered without a 5xx or a time-out (target 100 %), time
 to first byte of the answers to waiting visitors (target p99 < 100 ms), logins/s let through
 against the login capacity, and FIFO violations (target 0): a visitor told to wait, on a
-request sent after someone with a later ticket had been let through. With matplotlib
+request sent after someone with a later ticket had been let through. Where the time goes: the
+CPU of the server's event loop, hashing threads and other threads, of this bench and of every
+other process (a shared machine), how late the server's event loop ran, and the hasher's
+queue (``--samples`` keeps the half-second samples). With matplotlib
 installed (``pip install matplotlib``), a PNG plots the queue and admissions over time;
 without it the plot is skipped. Everything stays on loopback.
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import gc
 import itertools
 import json
 import os
@@ -43,6 +48,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,22 +112,45 @@ async def seed(settings: Settings, visitors: int) -> None:
 
 
 def serve_child(config: dict[str, Any]) -> None:
-    """The server process: ``create_app`` under uvicorn, with the waiting room."""
+    """The server process: ``create_app`` under uvicorn, with the waiting room. It writes
+    how late its event loop runs (sampled every 50 ms) to ``config["lag"]``."""
     import uvicorn
 
     from sekisho.app import create_app
 
     settings = Settings(**config["settings"])
     app = create_app(settings)  # the room follows the waiting_room_* settings
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=config["port"],
+                                           log_level="warning", access_log=False,
+                                           backlog=8192))
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def probe() -> None:
+            # A line at a time: uvicorn ends the process with the signal that stopped it.
+            with open(config["lag"], "w", buffering=1) as out:
+                while True:
+                    due = loop.time() + 0.05
+                    await asyncio.sleep(0.05)
+                    out.write(f"{time.time()} {loop.time() - due}\n")
+
+        task = asyncio.create_task(probe())
+        try:
+            await server.serve()
+        finally:
+            task.cancel()
+
     print("ready", flush=True)
-    uvicorn.run(app, host=HOST, port=config["port"], log_level="warning", access_log=False,
-                backlog=8192)
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(serve())
 
 
 class Server:
     def __init__(self, settings: dict[str, Any], logs: Path) -> None:
         self.port = free_port()
-        config = {"settings": settings, "port": self.port}
+        self.lag_file = logs / f"lag-{self.port}.txt"
+        config = {"settings": settings, "port": self.port, "lag": str(self.lag_file)}
         self._out = open(logs / f"server-{self.port}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--serve-child", json.dumps(config)],
@@ -150,6 +180,21 @@ class Server:
         except OSError:  # not Linux
             return float("nan"), float("nan")
 
+    def threads(self) -> dict[str, float]:
+        """CPU seconds so far of the event loop (the main thread), the hashing threads (the
+        ones running at a lower priority) and the other threads (SQLite's, ...), from /proc."""
+        pid, seconds = self.process.pid, {"loop": 0.0, "hashing": 0.0, "other": 0.0}
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                kind = ("loop" if task == str(pid) else
+                        "hashing" if int(fields[16]) > 0 else "other")
+                seconds[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+        return seconds
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -158,6 +203,40 @@ class Server:
             self.process.kill()
             self.process.wait()
         self._out.close()
+
+    def lags(self) -> list[tuple[float, float]]:
+        """(epoch seconds, how late the event loop ran) samples, once stopped."""
+        try:
+            lines = self.lag_file.read_text().splitlines()
+        except OSError:
+            return []
+        return [(float(t), float(lag)) for t, lag in (line.split() for line in lines[:-1])]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in this bench while the crowd runs: with 5,000 visitors and
+    every answer kept, a full collection paused the client for 170-190 ms, and every answer
+    in flight meanwhile was charged that much time to first byte."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on this machine has used (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --- a lean HTTP/1.1 client (one connection per request) --------------------------------------
@@ -268,14 +347,31 @@ class Crowd:
     queued_ttfb: list[float] = field(default_factory=list)
     other_ttfb: list[float] = field(default_factory=list)
     room: list[dict[str, Any]] = field(default_factory=list)
-    """The admin API's view of the room, sampled every half second."""
+    """The admin API's view of the room, sampled every half second, with the hasher's
+    figures from /metrics and the server's CPU so far."""
+    epoch: float = 0.0
+    """The first arrival's moment, in epoch seconds (for the server's own samples)."""
+    loop_lag: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds since the first arrival, how late the server's event loop ran)."""
 
 
-async def run_crowd(port: int, args: argparse.Namespace, origin: float) -> Crowd:
+def _metrics(body: bytes) -> dict[str, float]:
+    """The hasher's figures from a /metrics answer."""
+    found = {}
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("sekisho_hash_queue_depth", "sekisho_hash_busy_refusals_total",
+                    "sekisho_hash_waits_total", "sekisho_hash_wait_seconds_total"):
+            found[name.removeprefix("sekisho_").removesuffix("_total")] = float(value)
+    return found
+
+
+async def run_crowd(server: Server, args: argparse.Namespace, origin: float) -> Crowd:
+    port = server.port
     rng = random.Random(args.seed)
     visitors = [Visitor(i, i % 2 == 0, rng.uniform(0, args.arrival_seconds))
                 for i in range(args.visitors)]
-    crowd = Crowd(visitors)
+    crowd = Crowd(visitors, epoch=time.time() + origin - time.perf_counter())
     deadline = origin + args.duration
     json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -325,7 +421,11 @@ async def run_crowd(port: int, args: argparse.Namespace, origin: float) -> Crowd
                 answer = await call(port, "GET", "/api/v1/admin/waiting-room", {
                     "Accept": "application/json", "Authorization": f"Bearer {token}"}, b"",
                     args.timeout)
-                crowd.room.append({"t": answer.started - origin, **json.loads(answer.body)})
+                sample = {"t": answer.started - origin, **json.loads(answer.body),
+                          "machine_cpu": machine_busy_seconds(), "threads": server.threads()}
+                metrics = await call(port, "GET", "/metrics", {}, b"", args.timeout)
+                sample.update(_metrics(metrics.body))
+                crowd.room.append(sample)
             except (TimeoutError, OSError, ValueError):
                 pass
             await asyncio.sleep(0.5)
@@ -393,6 +493,59 @@ class Report:
     """Of it, the event loop's thread (HTTP, the room, pages)."""
     client_cores: float = float("nan")
     """CPU this bench's own visitors used: on a small machine, taken from the server."""
+    other_cores: float = float("nan")
+    """CPU every other process on the machine used meanwhile (the bench is not alone on a
+    shared machine: compare runs where this stayed near zero)."""
+    capacity_cores: tuple[float, float, float] = (float("nan"),) * 3
+    """While measuring the capacity: server, bench client, other processes (cores)."""
+    loop_lag_ms: tuple[float, float, float] = (float("nan"),) * 3
+    """How late the server's event loop ran while people waited: p50, p99, max (every
+    request, and every step of a login, waits this long for its turn)."""
+    queueing_cores: dict[str, float] = field(default_factory=dict)
+    """While people waited: cores used by the server's hashing threads, its event loop,
+    the whole server, and the whole machine (from the half-second samples)."""
+
+
+class CpuMeter:
+    """Cores used between :meth:`start` and :meth:`stop` by the server, by this bench and by
+    everything else on the machine."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._start = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def _read(self) -> tuple[float, float, float, float, float]:
+        process, loop = self.server.cpu_seconds()
+        return (time.perf_counter(), process, loop, time.process_time(), machine_busy_seconds())
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> tuple[float, float, float, float]:
+        """(server, its event loop, this bench, other processes), in cores."""
+        now = self._read()
+        elapsed, server, loop, ours, machine = (b - a for a, b in zip(self._start, now,
+                                                                         strict=True))
+        return (server / elapsed, loop / elapsed, ours / elapsed,
+                (machine - server - ours) / elapsed)
+
+
+def _window_cores(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, float]:
+    inside = [s for s in samples if start <= s["t"] <= end and "threads" in s]
+    if len(inside) < 2 or inside[-1]["t"] <= inside[0]["t"]:
+        return {}
+    first, last = inside[0], inside[-1]
+    span = last["t"] - first["t"]
+
+    def used(keep: Any) -> float:
+        return sum(v - first["threads"].get(k, 0.0) for k, v in last["threads"].items()
+                   if keep(k)) / span
+
+    return {"hashing": used(lambda k: k == "hashing"),
+            "event_loop": used(lambda k: k == "loop"),
+            "other_threads": used(lambda k: k == "other"),
+            "server": used(lambda k: True),
+            "machine": (last["machine_cpu"] - first["machine_cpu"]) / span}
 
 
 def analyse(crowd: Crowd, args: argparse.Namespace, capacity: float, measured: bool,
@@ -407,6 +560,10 @@ def analyse(crowd: Crowd, args: argparse.Namespace, capacity: float, measured: b
         start, end = queueing[0], queueing[-1]
         count = bisect.bisect_right(logins, end) - bisect.bisect_left(logins, start)
         rate = count / max(end - start, 1e-9)
+        cores = _window_cores(crowd.room, start, end)
+        lags = [lag for t, lag in crowd.loop_lag if start <= t <= end]
+    else:
+        cores, lags = {}, []
     return Report(
         args.visitors, args.arrival_seconds, args.duration, capacity, measured, admissions,
         args.capacity, crowd.answers + failures,
@@ -418,7 +575,10 @@ def analyse(crowd: Crowd, args: argparse.Namespace, capacity: float, measured: b
         sum(1 for v in visitors if v.number is None and v.admitted_at is not None),
         sum(1 for v in visitors if v.number is not None), len(logins),
         sum(1 for v in visitors if v.admitted_at is None), rate, fifo_violations(visitors),
-        max((s.get("waiting", 0) for s in crowd.room), default=0), plot)
+        max((s.get("waiting", 0) for s in crowd.room), default=0), plot,
+        queueing_cores=cores, loop_lag_ms=(percentile(lags, 0.5) * 1000,
+                                           percentile(lags, 0.99) * 1000,
+                                           max(lags, default=float("nan")) * 1000))
 
 
 def draw(crowd: Crowd, path: str, report: Report) -> str | None:
@@ -448,6 +608,9 @@ def draw(crowd: Crowd, path: str, report: Report) -> str | None:
     per_second = [bisect.bisect_left(logins, s + 1) - bisect.bisect_left(logins, s)
                   for s in seconds]
     rate_axis.plot(list(seconds), per_second, color="tab:green", label="logins/s")
+    hashing = [(s["t"], s["hash_queue_depth"]) for s in samples if "hash_queue_depth" in s]
+    rate_axis.plot([t for t, _ in hashing], [d for _, d in hashing], color="tab:purple",
+                   linewidth=0.8, label="hash queue")
     rate_axis.axhline(report.login_capacity, color="tab:red", linestyle="--",
                       label="login capacity")
     rate_axis.set_ylabel("per second")
@@ -501,7 +664,15 @@ def render(report: Report) -> str:
         ("longest queue", str(report.longest_queue), ""),
         ("CPU during the crowd (cores)",
          (f"server {report.server_cores:.2f} (event loop {report.server_loop_cores:.2f}), "
-          f"bench client {report.client_cores:.2f}"), f"of {os.cpu_count()}"),
+          f"bench client {report.client_cores:.2f}, other processes {report.other_cores:.2f}"),
+         f"of {os.cpu_count()}"),
+        ("event loop lateness while people waited",
+         "p50 {:.1f} ms, p99 {:.1f} ms, max {:.0f} ms".format(*report.loop_lag_ms), ""),
+        ("CPU while people waited (cores)",
+         ", ".join(f"{k} {v:.2f}" for k, v in report.queueing_cores.items()), ""),
+        ("CPU measuring the capacity (cores)",
+         "server {:.2f}, bench client {:.2f}, other processes {:.2f}".format(
+             *report.capacity_cores), ""),
     ]
     heading = (f"Flash crowd: {report.visitors} visitors within {report.arrival_seconds:g} s "
                f"at /login and /api/v1/login; one sekisho process, argon2id m=19456 t=2 p=1, "
@@ -535,6 +706,8 @@ def main() -> None:
     parser.add_argument("--plot", default="flash_crowd.png",
                         help="PNG path (needs matplotlib; default flash_crowd.png)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--samples", help="write the half-second samples of the room, the "
+                                         "hasher and the CPU to this JSON file")
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_child:
@@ -560,10 +733,13 @@ def main() -> None:
             log(f"measuring login capacity ({args.connections} clients, "
                 f"{args.measure_seconds:g} s, room off)")
             server = Server(server_settings(workdir, {"enabled": False}), workdir)
+            meter = CpuMeter(server)
             try:
+                meter.start()
                 capacity, statuses = asyncio.run(measure_capacity(
                     server.port, args.connections, args.measure_seconds, args.visitors,
                     args.timeout))
+                server_cores, _, client_cores, other_cores = meter.stop()
             finally:
                 server.stop()
             log(f"  {capacity:.1f} logins/s ({statuses})")
@@ -574,18 +750,22 @@ def main() -> None:
         log(f"crowd: {args.visitors} visitors within {args.arrival_seconds:g} s; room "
             f"{args.capacity} slots, {admissions}/min")
         server = Server(server_settings(workdir, room), workdir)
+        meter = CpuMeter(server)
         try:
-            before, ours = server.cpu_seconds(), time.process_time()
-            started = time.perf_counter()
-            crowd = asyncio.run(run_crowd(server.port, args, time.perf_counter() + 1.0))
-            elapsed = time.perf_counter() - started
-            after, ours = server.cpu_seconds(), time.process_time() - ours
+            meter.start()
+            with collector_paused():
+                crowd = asyncio.run(run_crowd(server, args, time.perf_counter() + 1.0))
+            cores = meter.stop()
         finally:
             server.stop()
+        crowd.loop_lag = [(t - crowd.epoch, lag) for t, lag in server.lags()]
+        if args.samples:
+            Path(args.samples).write_text(json.dumps(crowd.room))
     report = analyse(crowd, args, capacity, measured, admissions, None)
-    report.server_cores = (after[0] - before[0]) / elapsed
-    report.server_loop_cores = (after[1] - before[1]) / elapsed
-    report.client_cores = ours / elapsed
+    (report.server_cores, report.server_loop_cores, report.client_cores,
+     report.other_cores) = cores
+    if measured:
+        report.capacity_cores = (server_cores, client_cores, other_cores)
     report.plot = draw(crowd, args.plot, report)
     print(json.dumps(asdict(report), indent=2) if args.json else render(report))
     ok = (report.answered_share >= TARGET_ANSWERED and report.fifo_violations == 0
