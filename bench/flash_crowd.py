@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from login_throughput import machine_busy_seconds  # this directory, as the script runs
+
 from sekisho.settings import Settings
 
 HOST = "127.0.0.1"
@@ -226,17 +228,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every process on this machine has used (all cores), from /proc/stat."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-    except OSError:
-        return float("nan")
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --- a lean HTTP/1.1 client (one connection per request) --------------------------------------
