@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import insert
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sekisho.errors.catalogue import FIELD_LABELS, REASONS, SekishoError, fill
-from sekisho.events.models import EventKind
+from sekisho.events.models import AuthEvent, EventKind
 from sekisho.status.notice import status_notice
 
 log = logging.getLogger("sekisho.errors")
@@ -67,14 +68,17 @@ async def ensure_reference(request: Request, error: SekishoError) -> str:
         return error.reference
     core = request.app.state.core
     facts = request.state.facts
+    # One plain INSERT in one hop: an overload answers many of these at once
+    # (``service.busy``), and they must not cost more than the requests they refuse.
+    event = core.events.values(
+        kind=EventKind.REQUEST_REJECTED, outcome=error.code, ctx=facts.context(),
+        account_id=getattr(request.state, "account_id", None),
+        detail={"path": request.url.path, "method": request.method,
+                **({"field": error.field} if error.field else {})})
     try:
-        async with core.db.transaction() as db:
-            event = await core.events.record(
-                db, kind=EventKind.REQUEST_REJECTED, outcome=error.code, ctx=facts.context(),
-                account_id=getattr(request.state, "account_id", None),
-                detail={"path": request.url.path, "method": request.method,
-                        **({"field": error.field} if error.field else {})})
-        error.reference = event.reference
+        await core.db.run(lambda conn: conn.execute(insert(AuthEvent.__table__).values(event)),
+                          write=True)
+        error.reference = event["reference"]
     except Exception:  # the database itself may be what failed; still give a reference
         error.reference = core.tokens.reference()
         log.exception("could not record event %s for %s", error.reference, error.code)
