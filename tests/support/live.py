@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,23 +246,15 @@ machine (Linux applies niceness per thread)."""
 
 
 async def in_background_thread(load: Callable[[], T]) -> T:
-    """Run ``load`` (a blocking call, such as ``asyncio.run`` of a burst) on a new thread at
-    :data:`LOAD_NICENESS`, and await its result."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
+    """Run ``load`` (a blocking call, such as ``asyncio.run`` of a burst) on a thread of
+    its own at :data:`LOAD_NICENESS`, and await its result."""
+    with ThreadPoolExecutor(1, thread_name_prefix="load", initializer=_yield_cpu) as thread:
+        return await asyncio.get_running_loop().run_in_executor(thread, load)
 
-    def run() -> None:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOAD_NICENESS)
-        try:
-            result = load()
-        except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(done.set_exception, error)
-        else:
-            loop.call_soon_threadsafe(done.set_result, result)
 
-    threading.Thread(target=run, daemon=True, name="load").start()
-    return await done
+def _yield_cpu() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOAD_NICENESS)
 
 
 # --- answer times seen from outside ----------------------------------------------------------

@@ -39,7 +39,8 @@ class NewDeviceAlarm:
 
     def notice(self, account: Account, ctx: RequestContext) -> Notice | None:
         """The notice of a login from a browser this account has not seen, to be written in
-        the login's own unit of work; None if the owner turned these notices off."""
+        the login's own unit of work (then wake the outbox: ``notifier.enqueued()``); None if
+        the owner turned these notices off."""
         if not account.new_device_notice:
             return None
         core = self.core
@@ -61,14 +62,6 @@ class NewDeviceAlarm:
                                    account_id=account.id)
         return Notice(((Challenge.__table__, link), (OutboxMessage.__table__, mail),
                        (AuthEvent.__table__, event)))
-
-    async def notify(self, account: Account, ctx: RequestContext) -> None:
-        """Tell the owner about a login from a browser this account has not seen, unless
-        they turned these notices off (on its own, after the login's unit of work)."""
-        notice = self.notice(account, ctx)
-        if notice is not None:
-            await self.core.db.run(notice.write, write=True)
-            self.core.notifier.enqueued()
 
     async def check(self, token: str) -> None:
         """Raise ``link.*`` at once if the link can no longer be used (before the button)."""

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import insert
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import insert
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -37,7 +37,7 @@ from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
 from sekisho.flows.login.models import PendingLogin
 from sekisho.flows.login.result import LoginResult
-from sekisho.flows.login.stages import LoginStages, open_session
+from sekisho.flows.login.stages import LoginStages
 from sekisho.guard.devices import DeviceCookie
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
@@ -251,12 +251,10 @@ class LoginFlow:
                 if failure is None:
                     trusted = core.devices.read(device_cookie, account.id,
                                                 account.devices_reset_at) is not None
-                    token, reference = await open_session(
-                        core, db, account, ctx, {"method": "passkey", "trusted_device": trusted})
+                    token, reference = await self.stages.open_session(
+                        db, account, ctx, {"method": "passkey", "trusted_device": trusted})
         if failure is not None:
             await self._refuse(failure, None, None, ctx)
-        if not trusted:
-            await self.alarm.notify(account, ctx)
         return LoginResult(token, account, reference, core.devices.issue(account.id))
 
     async def unlock(self, *, token: str, ctx: RequestContext) -> str:

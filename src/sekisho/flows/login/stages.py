@@ -46,6 +46,23 @@ class LoginStages:
                 seconds=core.settings.second_factor_flow_lifetime_seconds),
             "failed_attempts": 0, "detail": detail}
 
+    async def open_session(self, db: AsyncSession, account: Account, ctx: RequestContext,
+                           detail: dict[str, Any]) -> tuple[str, str]:
+        """A session for a completed login, with its event, and the new-device notice unless
+        ``detail["trusted_device"]``, all in the caller's transaction; the token and the
+        reference."""
+        core = self.core
+        two_factors = bool(detail.get("second_factor")) or detail.get("method") == "passkey"
+        token, row = core.sessions.new(account.id, ctx, second_factor=two_factors)
+        await db.execute(insert(Session).values(row))
+        event = await core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
+                                         account_id=account.id, detail=detail)
+        notice = None if detail.get("trusted_device") else self.alarm.notice(account, ctx)
+        if notice is not None:
+            await db.run_sync(lambda session: notice.write(session.connection()))
+            core.notifier.enqueued()
+        return token, event.reference
+
     async def second_factor(self, *, flow: str, method: str, code: Any,
                             ctx: RequestContext) -> LoginResult:
         """Finish a login with a second factor. Wrong entries count in the flow's own lane
@@ -67,15 +84,13 @@ class LoginStages:
             detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
                       "second_factor": method}
             if error is None:
-                token, reference = await open_session(core, db, account, ctx, detail)
+                token, reference = await self.open_session(db, account, ctx, detail)
             else:
                 event = await core.events.record(db, kind=EventKind.LOGIN, outcome=error.code,
                                                  ctx=ctx, account_id=account.id, detail=detail)
         if error is not None:
             error.reference = event.reference
             raise error
-        if not stage.detail.get("trusted_device"):
-            await self.alarm.notify(account, ctx)
         return LoginResult(token, account, reference, core.devices.issue(account.id),
                            stage.detail.get("notice_list", []))
 
@@ -106,9 +121,7 @@ class LoginStages:
                 raise SekishoError("login.flow_expired")
             detail = {**{k: v for k, v in stage.detail.items() if k != "notice_list"},
                       "second_factor": TOTP}
-            token, reference = await open_session(core, db, account, ctx, detail)
-        if not stage.detail.get("trusted_device"):
-            await self.alarm.notify(account, ctx)
+            token, reference = await self.open_session(db, account, ctx, detail)
         return LoginResult(token, account, reference, core.devices.issue(account.id),
                            stage.detail.get("notice_list", [])), codes
 
@@ -170,15 +183,3 @@ class LoginStages:
             .values(completed_at=self.core.clock.now())
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def open_session(core: Core, db: AsyncSession, account: Account, ctx: RequestContext,
-                       detail: dict[str, Any]) -> tuple[str, str]:
-    """A session for a completed login, with its event; the token and the reference."""
-    two_factors = bool(detail.get("second_factor")) or detail.get("method") == "passkey"
-    token, row = core.sessions.new(account.id, ctx, second_factor=two_factors)
-    await db.execute(insert(Session).values(row))
-    event = await core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
-                                     account_id=account.id, detail=detail)
-    return token, event.reference
-
