@@ -686,8 +686,10 @@ def main() -> None:
     parser.add_argument("--measure-seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=16,
                         help="closed-loop clients measuring the login capacity (default 16)")
-    parser.add_argument("--admission-share", type=float, default=0.9,
-                        help="the room admits this share of the login capacity (default 0.9)")
+    parser.add_argument("--admission-share", type=float, default=1.0,
+                        help="the room admits this share of the login capacity (default 1: "
+                             "as fast as the service logs people in; a lower share caps "
+                             "the logins below it)")
     parser.add_argument("--capacity", type=int,
                         help="the room's slots (waiting_room_capacity; default 1.5 s worth "
                              "of the login capacity)")
