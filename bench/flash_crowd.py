@@ -16,7 +16,7 @@
    ``--arrival-seconds``, half as browsers (``GET /login``, then the login call once let
    through) and half as apps (``POST /api/v1/login`` until it is served). Waiting visitors
    come back after ``Retry-After`` with the ticket cookie, as the waiting page does. Each
-   request opens its own connection (browsers drop idle ones long before a 2-20 s refresh).
+   request opens its own connection (browsers drop idle ones long before a 2-30 s refresh).
    The run ends after ``--duration`` seconds; whoever is still waiting then is counted
    apart, not as a failure. The room is watched through ``GET /api/v1/admin/waiting-room``.
 

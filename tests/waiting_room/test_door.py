@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 
 import httpx
@@ -14,7 +15,7 @@ from support.factories import DEFAULT_PASSWORD
 from sekisho.events.models import AuthEvent, EventKind
 from sekisho.identity.models import Role
 from sekisho.waiting_room.passes import RoomTokens
-from sekisho.waiting_room.service import MAX_REFRESH_SECONDS
+from sekisho.waiting_room.service import MAX_REFRESH_SECONDS, MIN_REFRESH_SECONDS
 
 ONE_SLOT = {"waiting_room_enabled": True, "waiting_room_capacity": 1,
             "waiting_room_admissions_per_minute": 60, "waiting_room_pass_seconds": 120}
@@ -82,7 +83,8 @@ async def test_the_api_answer_and_clients_that_keep_no_cookies(app, client, cloc
     error = first.json()["error"]
     assert first.status_code == 429 and error["code"] == "service.queue"
     assert (error["position"], error["eta_seconds"], error["opens_at"]) == (None, None, None)
-    assert error["retry_after"] == 20 and first.headers["Retry-After"] == "20"
+    assert error["retry_after"] == MAX_REFRESH_SECONDS
+    assert first.headers["Retry-After"] == str(MAX_REFRESH_SECONDS)
     ticket = error["ticket"]
     assert first.headers["Sekisho-Waiting-Room"] == ticket
     await room(app).open()
@@ -223,7 +225,8 @@ async def test_a_disabled_room_guards_nothing(app, client):
 
 async def test_visitors_answered_together_do_not_come_back_together(app, client):
     # CROWD_ROOM: 100 admissions a minute. 300 visitors arrive at the same instant (a frozen
-    # clock); a refresh at exactly half the wait would bring each second's worth back at once.
+    # clock); a refresh at exactly a share of the wait would bring each second's worth back
+    # at once.
     await room(app).hold(None)
     await room(app).open()
     answers = []
@@ -234,12 +237,14 @@ async def test_visitors_answered_together_do_not_come_back_together(app, client)
     assert len(waiting) > 250
     by_due: dict[int, set[int]] = {}
     for error in waiting:
-        due = min(max(-(-error["eta_seconds"] // 2), 2), 20)  # half the wait, in 2-20 s
-        # Drawn from a range a quarter as wide as that (at least a second), within 2-20 s.
+        # Four fifths of the wait, within 2-30 s ...
+        due = min(max(math.ceil(error["eta_seconds"] * 0.8), MIN_REFRESH_SECONDS),
+                  MAX_REFRESH_SECONDS)
+        # ... drawn from a range a quarter as wide as that (at least a second).
         width = max(1, due // 4)
-        earliest = max(2, due - width)
-        assert earliest <= error["retry_after"] <= min(20, earliest + width), error
+        earliest = max(MIN_REFRESH_SECONDS, due - width)
+        assert earliest <= error["retry_after"] <= min(MAX_REFRESH_SECONDS, earliest + width)
         by_due.setdefault(due, set()).add(error["retry_after"])
-    # The back of the line (due in 20 s): most of a crowd, all told the same before.
-    assert len(by_due[20]) >= 4, by_due
+    # The back of the line (due in 30 s): most of a crowd, all told the same before.
+    assert len(by_due[MAX_REFRESH_SECONDS]) >= 4, by_due
     assert sum(len(times) > 1 for times in by_due.values()) >= len(by_due) // 2, by_due
