@@ -37,8 +37,8 @@ RETURN_SHARE = 0.8
 no faster than the admission rate the estimate assumes, so they come back shortly before
 their turn. Every request a waiting visitor makes is CPU the logins do not get: in
 bench/flash_crowd.py, looking again after half the wait (within 2-20 s) took 7.6 requests a
-visitor and logins ran at 62% of the capacity; after four fifths (within 2-30 s), 4.1 and
-75%."""
+visitor and logins ran at 62% of the capacity; after four fifths (within 2-30 s), 4.2 and
+77%."""
 CLAIM_SECONDS = MAX_REFRESH_SECONDS + 5
 """A called visitor's slot is kept this long: anyone still on the waiting page is back
 within its longest refresh (plus a slow network); someone who left keeps the slot from the
