@@ -30,7 +30,7 @@ class Notice:
 
     def write(self, conn: Connection) -> None:
         for table, values in self.rows:
-            conn.execute(insert(table).values(values))
+            conn.execute(insert(table), values)
 
 
 class NewDeviceAlarm:

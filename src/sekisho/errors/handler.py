@@ -76,7 +76,7 @@ async def ensure_reference(request: Request, error: SekishoError) -> str:
         detail={"path": request.url.path, "method": request.method,
                 **({"field": error.field} if error.field else {})})
     try:
-        await core.db.run(lambda conn: conn.execute(insert(AuthEvent.__table__).values(event)),
+        await core.db.run(lambda conn: conn.execute(insert(AuthEvent.__table__), event),
                           write=True)
         error.reference = event["reference"]
     except Exception:  # the database itself may be what failed; still give a reference

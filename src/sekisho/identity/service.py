@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Row, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +20,20 @@ from sekisho.identity.normalize import (
 )
 
 _MEMBER_ID_TRIES = 8
+
+# The hot paths' statements, built once: an account with its identifiers (a row each), found
+# by its id or by one of its identifiers (``_MATCHED``).
+_ACCOUNTS, _IDS = Account.__table__, Identifier.__table__
+_MATCHED = _IDS.alias("matched")
+_BY_ID = (select(_ACCOUNTS, _IDS)
+          .join_from(_ACCOUNTS, _IDS, _IDS.c.account_id == _ACCOUNTS.c.id, isouter=True)
+          .where(_ACCOUNTS.c.id == bindparam("account_id")).order_by(_IDS.c.id))
+_BY_IDENTIFIER = (select(_MATCHED.c.id, _ACCOUNTS, _IDS)
+                  .join_from(_MATCHED, _ACCOUNTS, _ACCOUNTS.c.id == _MATCHED.c.account_id)
+                  .join(_IDS, _IDS.c.account_id == _ACCOUNTS.c.id)
+                  .where(_MATCHED.c.kind == bindparam("kind"),
+                         _MATCHED.c.value == bindparam("value"))
+                  .order_by(_IDS.c.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +72,13 @@ class AccountService:
         return Match(row[1], row[0]) if row else None
 
     def lookup(self, conn: Connection, ident: NormalisedIdentifier) -> Match | None:
-        """:meth:`find` as plain Core statements, for the login hot path (``Database.run``)."""
-        ids = Identifier.__table__
-        found = conn.execute(select(ids.c.id, ids.c.account_id)
-                             .where(ids.c.kind == ident.kind, ids.c.value == ident.value)).first()
-        account = load_account(conn, found.account_id) if found else None
-        if found is None or account is None:
+        """:meth:`find` as one plain statement, for the login hot path (``Database.run``)."""
+        rows = conn.execute(_BY_IDENTIFIER, {"kind": ident.kind, "value": ident.value}).all()
+        account = _account(rows)
+        if account is None:
             return None
-        return Match(account, next(i for i in account.identifiers if i.id == found.id))
+        matched = rows[0]._mapping[_MATCHED.c.id]
+        return Match(account, next(i for i in account.identifiers if i.id == matched))
 
     async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
         return await db.scalar(select(Account).where(Account.member_id == member_id))
@@ -142,15 +157,18 @@ class AccountService:
 
 
 def load_account(conn: Connection, account_id: int) -> Account | None:
-    """An account with all its identifiers, read with plain Core statements for the hot
-    paths (``Database.run``): detached objects, no unit of work behind them."""
-    accounts, ids = Account.__table__, Identifier.__table__
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
-    if row is None:
+    """An account with all its identifiers, read with one plain statement for the hot paths
+    (``Database.run``): detached objects, no unit of work behind them."""
+    return _account(conn.execute(_BY_ID, {"account_id": account_id}).all())
+
+
+def _account(rows: Sequence[Row[Any]]) -> Account | None:
+    """The account of rows from ``_BY_ID`` or ``_BY_IDENTIFIER``, with its identifiers."""
+    if not rows:
         return None
-    identifiers = [Identifier(**r) for r in conn.execute(
-        select(ids).where(ids.c.account_id == account_id).order_by(ids.c.id)).mappings()]
-    return Account(**row, identifiers=identifiers)
+    identifiers = [Identifier(**{c.key: row._mapping[c] for c in _IDS.c})
+                   for row in rows if row._mapping[_IDS.c.id] is not None]
+    return Account(**{c.key: rows[0]._mapping[c] for c in _ACCOUNTS.c}, identifiers=identifiers)
 
 
 def context_words(account: Account | None, email: NormalisedIdentifier | None = None,

@@ -213,8 +213,8 @@ class LoginFlow:
                 core.sessions.reauthenticated(conn, session.id)
             else:
                 table = PendingLogin.__table__ if flow else Session.__table__
-                conn.execute(insert(table).values(row))
-            conn.execute(insert(AuthEvent.__table__).values(event_row))
+                conn.execute(insert(table), row)
+            conn.execute(insert(AuthEvent.__table__), event_row)
             if notice is not None:
                 notice.write(conn)
 
