@@ -43,7 +43,7 @@ CLAIM_SECONDS = MAX_REFRESH_SECONDS + 5
 """A called visitor's slot is kept this long: anyone still on the waiting page is back
 within its longest refresh (plus a slow network); someone who left keeps the slot from the
 next in line no longer. (With a minute, a crowd where some closed the tab had most slots
-held for nobody: in bench/flash_crowd.py, 91 of 109 slots, and logins fell to 40%.)"""
+held for nobody: in bench/flash_crowd.py, 91 of 109 slots, and logins fell to 39-44%.)"""
 KEEP_MISSED_SECONDS = 30 * 60
 """A visitor who was called while away (phone locked, tab asleep) gets the original place
 back on returning within this time."""
