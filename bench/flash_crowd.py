@@ -489,6 +489,9 @@ class Report:
     shared machine: compare runs where this stayed near zero)."""
     capacity_cores: tuple[float, float, float] = (float("nan"),) * 3
     """While measuring the capacity: server, bench client, other processes (cores)."""
+    capacity_threads: dict[str, float] = field(default_factory=dict)
+    """While measuring the capacity: the server's hashing threads, event loop and other
+    threads (cores), to hold against the same while people waited."""
     loop_lag_ms: tuple[float, float, float] = (float("nan"),) * 3
     """How late the server's event loop ran while people waited: p50, p99, max (every
     request, and every step of a login, waits this long for its turn)."""
@@ -504,6 +507,9 @@ class CpuMeter:
     def __init__(self, server: Server) -> None:
         self.server = server
         self._start = (0.0, 0.0, 0.0, 0.0, 0.0)
+        self._threads: dict[str, float] = {}
+        self.thread_cores: dict[str, float] = {}
+        """After :meth:`stop`: the server's hashing threads, event loop and other threads."""
 
     def _read(self) -> tuple[float, float, float, float, float]:
         process, loop = self.server.cpu_seconds()
@@ -511,12 +517,16 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._read()
+        self._threads = self.server.threads()
 
     def stop(self) -> tuple[float, float, float, float]:
         """(server, its event loop, this bench, other processes), in cores."""
         now = self._read()
         elapsed, server, loop, ours, machine = (b - a for a, b in zip(self._start, now,
                                                                          strict=True))
+        names = {"hashing": "hashing", "loop": "event_loop", "other": "other_threads"}
+        self.thread_cores = {names[kind]: (seconds - self._threads.get(kind, 0.0)) / elapsed
+                             for kind, seconds in self.server.threads().items()}
         return (server / elapsed, loop / elapsed, ours / elapsed,
                 (machine - server - ours) / elapsed)
 
@@ -663,7 +673,8 @@ def render(report: Report) -> str:
          ", ".join(f"{k} {v:.2f}" for k, v in report.queueing_cores.items()), ""),
         ("CPU measuring the capacity (cores)",
          "server {:.2f}, bench client {:.2f}, other processes {:.2f}".format(
-             *report.capacity_cores), ""),
+             *report.capacity_cores)
+         + "".join(f", {k} {v:.2f}" for k, v in report.capacity_threads.items()), ""),
     ]
     heading = (f"Flash crowd: {report.visitors} visitors within {report.arrival_seconds:g} s "
                f"at /login and /api/v1/login; one sekisho process, argon2id m=19456 t=2 p=1, "
@@ -733,6 +744,7 @@ def main() -> None:
                     server.port, args.connections, args.measure_seconds, args.visitors,
                     args.timeout))
                 server_cores, _, client_cores, other_cores = meter.stop()
+                capacity_threads = meter.thread_cores
             finally:
                 server.stop()
             log(f"  {capacity:.1f} logins/s ({statuses})")
@@ -759,6 +771,7 @@ def main() -> None:
      report.other_cores) = cores
     if measured:
         report.capacity_cores = (server_cores, client_cores, other_cores)
+        report.capacity_threads = capacity_threads
     report.plot = draw(crowd, args.plot, report)
     print(json.dumps(asdict(report), indent=2) if args.json else render(report))
     ok = (report.answered_share >= TARGET_ANSWERED and report.fifo_violations == 0
