@@ -216,7 +216,9 @@ class Settings(BaseSettings):
     (bench/login_throughput.py measured 130), leaving room for typos and second factors.
     Arrivals faster than this wait in line. Set it to about 90 % of the login capacity
     bench/flash_crowd.py measures on your servers: lower, and logins queue while hashers idle;
-    higher, and the crowd meets ``service.busy``."""
+    higher, and the crowd meets ``service.busy``. With ``waiting_room_capacity`` at a second
+    or two of logins, the slots keep the hashers' queue short and this can be the whole
+    capacity (as bench/flash_crowd.py runs it)."""
     waiting_room_pass_seconds: int = Field(default=10 * 60, ge=30)
     """How long a pass lets its holder through: time to fill in the form and a second
     factor (as ``second_factor_flow_lifetime_seconds``)."""
