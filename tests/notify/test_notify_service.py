@@ -35,9 +35,27 @@ async def test_email_is_queued_pending_and_due_now(
     assert woken == [True]
 
 
+async def test_the_worker_is_woken_once_the_messages_are_committed(
+    database: Database, notifier: Notifier, outbox: Outbox
+) -> None:
+    # Woken earlier, the worker would find nothing yet, and the mail would wait for its
+    # next poll.
+    woken: list[bool] = []
+    notifier.on_enqueue = lambda: woken.append(True)
+    async with database.transaction() as session:
+        for to in ("a@example.test", "b@example.test"):
+            await notifier.email(session, to=to, template="verify_email", locale="ja",
+                                 context=dict(VERIFY_CONTEXT))
+        assert woken == []
+    assert woken == [True]
+    assert len(await outbox.all()) == 2
+
+
 async def test_message_rolls_back_with_the_change_that_caused_it(
     database: Database, notifier: Notifier, outbox: Outbox
 ) -> None:
+    woken: list[bool] = []
+    notifier.on_enqueue = lambda: woken.append(True)
     with pytest.raises(RuntimeError):
         async with database.transaction() as session:
             await notifier.email(
@@ -47,6 +65,7 @@ async def test_message_rolls_back_with_the_change_that_caused_it(
             raise RuntimeError("registration failed after the mail was queued")
 
     assert await outbox.all() == []
+    assert woken == []  # nothing to deliver
 
 
 async def test_sms_keeps_only_text_and_unknown_locale_is_stored_as_ja(

@@ -39,8 +39,8 @@ class NewDeviceAlarm:
 
     def notice(self, account: Account, ctx: RequestContext) -> Notice | None:
         """The notice of a login from a browser this account has not seen, to be written in
-        the login's own unit of work (then wake the outbox: ``notifier.enqueued()``); None if
-        the owner turned these notices off."""
+        the login's own unit of work (then wake the outbox once it commits); None if the
+        owner turned these notices off."""
         if not account.new_device_notice:
             return None
         core = self.core

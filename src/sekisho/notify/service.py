@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.notify.models import Channel, DeliveryState, OutboxMessage
@@ -19,12 +21,16 @@ from sekisho.notify.render import MessageRenderer, resolve_locale
 from sekisho.settings import Settings
 
 
+_WAKE_PENDING = "sekisho.outbox_wake"
+
+
 class Notifier:
     """Renders a template and adds it to the outbox; never talks to a mail or SMS server.
 
-    ``on_enqueue`` is called after each message is added (the worker sets it to its
-    ``wake``). It may fire before the caller commits; the worker then finds nothing new and
-    picks the message up on its next poll, so the hook is a latency optimisation only.
+    ``on_enqueue`` is called once the transaction that added a message commits (the worker
+    sets it to its ``wake``). Woken before, the worker would find nothing yet and the
+    message would wait for its next poll (``outbox_poll_seconds``): a code mail late for no
+    reason. Not at all if the transaction rolls back.
     """
 
     def __init__(
@@ -73,7 +79,7 @@ class Notifier:
             attempts=0, created_at=now, next_attempt_at=now)
         session.add(message)
         await session.flush()
-        self.enqueued()
+        self.wake_after_commit(session)
         return message
 
     async def _enqueue(
@@ -92,7 +98,7 @@ class Notifier:
         # Flush so the caller (and its audit event) can refer to the message id; this is
         # still inside the caller's transaction and rolls back with it.
         await session.flush()
-        self.enqueued()
+        self.wake_after_commit(session)
         return message
 
     def email_values(self, *, to: str, template: str, locale: str, context: dict[str, Any],
@@ -102,9 +108,24 @@ class Notifier:
         return self._values(Channel.EMAIL, to, template, locale, context, account_id)
 
     def enqueued(self) -> None:
-        """Wake the outbox worker: a message is waiting."""
+        """Wake the outbox worker: a committed message is waiting."""
         if self.on_enqueue is not None:
             self.on_enqueue()
+
+    def wake_after_commit(self, session: AsyncSession) -> None:
+        """Wake the outbox worker when ``session`` commits the messages it added (once,
+        however many)."""
+        sync = session.sync_session
+        if sync.info.get(_WAKE_PENDING):
+            return
+        sync.info[_WAKE_PENDING] = True
+
+        def committed(done: Session) -> None:
+            done.info.pop(_WAKE_PENDING, None)
+            self.enqueued()
+
+        # A rolled-back unit of work is thrown away with its session: nothing to wake.
+        event.listen(sync, "after_commit", committed, once=True)
 
     def _values(self, channel: Channel, to: str, template: str, locale: str,
                 context: dict[str, Any], account_id: int | None) -> dict[str, Any]:

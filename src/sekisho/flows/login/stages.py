@@ -60,7 +60,7 @@ class LoginStages:
         notice = None if detail.get("trusted_device") else self.alarm.notice(account, ctx)
         if notice is not None:
             await db.run_sync(lambda session: notice.write(session.connection()))
-            core.notifier.enqueued()
+            core.notifier.wake_after_commit(db)
         return token, event.reference
 
     async def second_factor(self, *, flow: str, method: str, code: Any,
