@@ -31,7 +31,7 @@ bench/flash_crowd.py)."""
 MIN_REFRESH_SECONDS = 2
 MAX_REFRESH_SECONDS = 30
 """Waiting pages refresh (and API clients are told to retry) every 2-30 s, sooner near the
-head of the line: 5,000 people at the back cost about 170 requests a second."""
+head of the line: 5,000 people at the back (told 23-30 s) cost under 220 requests a second."""
 RETURN_SHARE = 0.8
 """Visitors are told to look again after four fifths of their estimated wait: the line moves
 no faster than the admission rate the estimate assumes, so they come back shortly before
