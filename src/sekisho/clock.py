@@ -45,7 +45,7 @@ class TokenSource:
         return secrets.token_urlsafe(nbytes)
 
     def digits(self, length: int) -> str:
-        return "".join(secrets.choice("0123456789") for _ in range(length))
+        return _draw("0123456789", length)
 
     def member_id(self) -> str:
         """10 digits, never starting with 0, so it cannot be mistaken for a phone number."""
@@ -53,8 +53,18 @@ class TokenSource:
 
     def reference(self) -> str:
         """Support reference like ``R-7K3M-Q9TA`` (31^8, about 39 bits)."""
-        chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+        chars = _draw(REFERENCE_ALPHABET, 8)
         return f"R-{chars[:4]}-{chars[4:]}"
+
+
+def _draw(alphabet: str, length: int) -> str:
+    """``length`` characters drawn uniformly and independently from ``alphabet``, from one
+    random number: a draw per character cost a getrandom() system call each."""
+    number, chars = secrets.randbelow(len(alphabet) ** length), []
+    for _ in range(length):
+        number, index = divmod(number, len(alphabet))
+        chars.append(alphabet[index])
+    return "".join(chars)
 
 
 def as_utc(moment: datetime) -> datetime:

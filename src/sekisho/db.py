@@ -97,7 +97,10 @@ def _configure_sqlite(engine: Engine) -> None:
         # up front makes concurrent requests queue instead. Read-only units of work
         # (``Database.read``) skip the lock: WAL lets them run beside the writer.
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Straight to the driver: through exec_driver_sql it cost a statement's overhead.
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        cursor.close()
 
 
 class Database:

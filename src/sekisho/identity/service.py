@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from sekisho.clock import Clock, TokenSource
 from sekisho.identity.models import Account, Identifier, IdentifierKind, Role
@@ -22,7 +24,7 @@ from sekisho.identity.normalize import (
 _MEMBER_ID_TRIES = 8
 
 # The hot paths' statements, built once: an account with its identifiers (a row each), found
-# by its id or by one of its identifiers (``_MATCHED``).
+# by its id or by one of its identifiers (``_MATCHED``, its id first).
 _ACCOUNTS, _IDS = Account.__table__, Identifier.__table__
 _MATCHED = _IDS.alias("matched")
 _BY_ID = (select(_ACCOUNTS, _IDS)
@@ -34,6 +36,9 @@ _BY_IDENTIFIER = (select(_MATCHED.c.id, _ACCOUNTS, _IDS)
                   .where(_MATCHED.c.kind == bindparam("kind"),
                          _MATCHED.c.value == bindparam("value"))
                   .order_by(_IDS.c.id))
+_ACCOUNT_KEYS = [c.key for c in _ACCOUNTS.c]
+_IDENTIFIER_KEYS = [c.key for c in _IDS.c]
+_ACCOUNT_CLASS, _IDENTIFIER_CLASS = manager_of_class(Account), manager_of_class(Identifier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +79,10 @@ class AccountService:
     def lookup(self, conn: Connection, ident: NormalisedIdentifier) -> Match | None:
         """:meth:`find` as one plain statement, for the login hot path (``Database.run``)."""
         rows = conn.execute(_BY_IDENTIFIER, {"kind": ident.kind, "value": ident.value}).all()
-        account = _account(rows)
-        if account is None:
+        if not rows:
             return None
-        matched = rows[0]._mapping[_MATCHED.c.id]
+        account = _account(rows, 1)
+        matched = rows[0][0]
         return Match(account, next(i for i in account.identifiers if i.id == matched))
 
     async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
@@ -159,16 +164,33 @@ class AccountService:
 def load_account(conn: Connection, account_id: int) -> Account | None:
     """An account with all its identifiers, read with one plain statement for the hot paths
     (``Database.run``): detached objects, no unit of work behind them."""
-    return _account(conn.execute(_BY_ID, {"account_id": account_id}).all())
+    rows = conn.execute(_BY_ID, {"account_id": account_id}).all()
+    return _account(rows, 0) if rows else None
 
 
-def _account(rows: Sequence[Row[Any]]) -> Account | None:
-    """The account of rows from ``_BY_ID`` or ``_BY_IDENTIFIER``, with its identifiers."""
-    if not rows:
-        return None
-    identifiers = [Identifier(**{c.key: row._mapping[c] for c in _IDS.c})
-                   for row in rows if row._mapping[_IDS.c.id] is not None]
-    return Account(**{c.key: rows[0]._mapping[c] for c in _ACCOUNTS.c}, identifiers=identifiers)
+def _account(rows: Sequence[Row[Any]], start: int) -> Account:
+    """The account of rows from ``_BY_ID`` or ``_BY_IDENTIFIER`` (its columns from ``start``),
+    with its identifiers.
+
+    The objects are filled as the ORM's own loader fills them, straight into their
+    ``__dict__``: building them through their constructors (an attribute event per column)
+    cost more than the statement.
+    """
+    if not _ACCOUNT_CLASS.mapper.configured:
+        configure_mappers()  # what a constructor would do first
+    middle = start + len(_ACCOUNT_KEYS)
+    account = _ACCOUNT_CLASS.new_instance()
+    account.__dict__.update(zip(_ACCOUNT_KEYS, rows[0][start:middle], strict=True))
+    identifiers = []
+    for row in rows:
+        if row[middle] is None:  # _BY_ID's outer join: an account without identifiers
+            continue
+        identifier = _IDENTIFIER_CLASS.new_instance()
+        identifier.__dict__.update(zip(_IDENTIFIER_KEYS, row[middle:], strict=True))
+        identifier.__dict__["account"] = account
+        identifiers.append(identifier)
+    account.__dict__["identifiers"] = identifiers
+    return account
 
 
 def context_words(account: Account | None, email: NormalisedIdentifier | None = None,

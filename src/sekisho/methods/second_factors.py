@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.codes.models import Purpose
@@ -29,6 +29,14 @@ from sekisho.sessions.models import Session
 from sekisho.sessions.service import ActiveSession
 
 TOTP, PASSKEY, RECOVERY_CODE, SMS = "totp", "passkey", "recovery_code", "sms"
+
+# The login hot path's statements (``SecondFactors.methods``), built once.
+_AUTHENTICATORS, _CODES = Authenticator.__table__, RecoveryCode.__table__
+_CONFIRMED_KINDS = (select(_AUTHENTICATORS.c.kind).distinct()
+                    .where(_AUTHENTICATORS.c.account_id == bindparam("account_id"),
+                           _AUTHENTICATORS.c.confirmed_at.is_not(None)))
+_UNUSED_CODE = (select(_CODES.c.id).limit(1)
+                .where(_CODES.c.account_id == bindparam("account_id"), _CODES.c.used_at.is_(None)))
 
 # How the notices name a method, in the member's language.
 _METHOD_LABELS = {
@@ -95,15 +103,11 @@ class SecondFactors:
     def methods(self, conn: Connection, account: Account) -> list[str]:
         """The methods that can finish this account's login, or ``[]`` if it has no second
         factor. Plain statements: this runs on the login hot path (``Database.run``)."""
-        table = Authenticator.__table__
-        kinds = sorted(conn.scalars(
-            select(table.c.kind).where(table.c.account_id == account.id,
-                                       table.c.confirmed_at.is_not(None)).distinct()))
+        key = {"account_id": account.id}
+        kinds = sorted(conn.scalars(_CONFIRMED_KINDS, key))
         if not kinds:
             return []
-        codes = RecoveryCode.__table__
-        if conn.scalar(select(func.count()).select_from(codes).where(
-                codes.c.account_id == account.id, codes.c.used_at.is_(None))):
+        if conn.scalar(_UNUSED_CODE, key) is not None:
             kinds.append(RECOVERY_CODE)
         if self.core.settings.sms_second_factor and account.identifier(IdentifierKind.PHONE):
             kinds.append(SMS)

@@ -6,7 +6,8 @@ the service fast while every core hashes:
 
 * requests that will hash are admitted a few at a time (:meth:`PasswordHasher.admitted`); the
   rest wait parked, costing the event loop nothing, instead of all being worked on at once;
-* at most ``concurrency`` hashes run at once, each on its own worker thread;
+* at most ``concurrency`` hashes run at once, each on its own worker thread, which has the
+  next one queued so it never waits for the event loop between two;
 * those threads run at a lower CPU priority, so the event loop (health checks, static files,
   signed-in pages) is scheduled first whenever it has work.
 """
@@ -34,6 +35,9 @@ _HASH_THREAD_NICENESS = 10
 # Requests admitted per hashing slot: enough to keep every slot busy while others look their
 # account up, few enough that the event loop never has a crowd to serve.
 _ADMITTED_PER_SLOT = 2
+# Hashes handed to each hashing thread at once: the one it runs and the next, so it starts the
+# next the moment it finishes, instead of waiting for the event loop to hand it over.
+_QUEUED_PER_THREAD = 2
 
 
 def _lower_priority() -> None:
@@ -65,7 +69,7 @@ class PasswordHasher:
         slots = max(1, concurrency)
         # asyncio's semaphores wake waiters in arrival order: the queue is first come, first
         # served.
-        self._slots = asyncio.Semaphore(slots)
+        self._slots = asyncio.Semaphore(slots * _QUEUED_PER_THREAD)
         self._admission = asyncio.Semaphore(slots * _ADMITTED_PER_SLOT)
         self._queue_timeout = queue_timeout
         # Hashing has threads of its own, so hashes never take the threads other work needs.
