@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
@@ -38,6 +38,7 @@ _BY_IDENTIFIER = (select(_MATCHED.c.id, _ACCOUNTS, _IDS)
                   .order_by(_IDS.c.id))
 _ACCOUNT_KEYS = [c.key for c in _ACCOUNTS.c]
 _IDENTIFIER_KEYS = [c.key for c in _IDS.c]
+_LOOKUP_WIDTH = 1 + len(_ACCOUNT_KEYS) + len(_IDENTIFIER_KEYS)
 _ACCOUNT_CLASS, _IDENTIFIER_CLASS = manager_of_class(Account), manager_of_class(Identifier)
 
 
@@ -45,6 +46,8 @@ _ACCOUNT_CLASS, _IDENTIFIER_CLASS = manager_of_class(Account), manager_of_class(
 class Match:
     account: Account
     identifier: Identifier
+    extra: tuple[Any, ...] = ()
+    """The values of the ``extra`` columns :meth:`AccountService.lookup` was asked for."""
 
 
 class AccountService:
@@ -76,14 +79,19 @@ class AccountService:
         )).first()
         return Match(row[1], row[0]) if row else None
 
-    def lookup(self, conn: Connection, ident: NormalisedIdentifier) -> Match | None:
-        """:meth:`find` as one plain statement, for the login hot path (``Database.run``)."""
-        rows = conn.execute(_BY_IDENTIFIER, {"kind": ident.kind, "value": ident.value}).all()
+    def lookup(self, conn: Connection, ident: NormalisedIdentifier,
+               statement: Select[Any] = _BY_IDENTIFIER) -> Match | None:
+        """:meth:`find` as one plain statement, for the login hot path (``Database.run``).
+
+        ``statement`` may be one of :func:`lookup_with`, to read more in the same statement.
+        """
+        rows = conn.execute(statement, {"kind": ident.kind, "value": ident.value}).all()
         if not rows:
             return None
         account = _account(rows, 1)
         matched = rows[0][0]
-        return Match(account, next(i for i in account.identifiers if i.id == matched))
+        return Match(account, next(i for i in account.identifiers if i.id == matched),
+                     tuple(rows[0][_LOOKUP_WIDTH:]))
 
     async def by_member_id(self, db: AsyncSession, member_id: str) -> Account | None:
         return await db.scalar(select(Account).where(Account.member_id == member_id))
@@ -161,6 +169,13 @@ class AccountService:
         raise IntegrityError("member id space exhausted", None, Exception())  # pragma: no cover
 
 
+def lookup_with(*extra: ColumnElement[Any]) -> Select[Any]:
+    """The lookup by identifier with ``extra`` columns (correlated to the account's row):
+    for :meth:`AccountService.lookup`, which hands their values back in :attr:`Match.extra`.
+    Build it once: each statement is compiled once and cached."""
+    return _BY_IDENTIFIER.add_columns(*extra)
+
+
 def load_account(conn: Connection, account_id: int) -> Account | None:
     """An account with all its identifiers, read with one plain statement for the hot paths
     (``Database.run``): detached objects, no unit of work behind them."""
@@ -179,6 +194,7 @@ def _account(rows: Sequence[Row[Any]], start: int) -> Account:
     if not _ACCOUNT_CLASS.mapper.configured:
         configure_mappers()  # what a constructor would do first
     middle = start + len(_ACCOUNT_KEYS)
+    end = middle + len(_IDENTIFIER_KEYS)
     account = _ACCOUNT_CLASS.new_instance()
     account.__dict__.update(zip(_ACCOUNT_KEYS, rows[0][start:middle], strict=True))
     identifiers = []
@@ -186,7 +202,7 @@ def _account(rows: Sequence[Row[Any]], start: int) -> Account:
         if row[middle] is None:  # _BY_ID's outer join: an account without identifiers
             continue
         identifier = _IDENTIFIER_CLASS.new_instance()
-        identifier.__dict__.update(zip(_IDENTIFIER_KEYS, row[middle:], strict=True))
+        identifier.__dict__.update(zip(_IDENTIFIER_KEYS, row[middle:end], strict=True))
         identifier.__dict__["account"] = account
         identifiers.append(identifier)
     account.__dict__["identifiers"] = identifiers

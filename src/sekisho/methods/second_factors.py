@@ -37,6 +37,12 @@ _CONFIRMED_KINDS = (select(_AUTHENTICATORS.c.kind).distinct()
                            _AUTHENTICATORS.c.confirmed_at.is_not(None)))
 _UNUSED_CODE = (select(_CODES.c.id).limit(1)
                 .where(_CODES.c.account_id == bindparam("account_id"), _CODES.c.used_at.is_(None)))
+ENROLLED = (select(_AUTHENTICATORS.c.id)
+            .where(_AUTHENTICATORS.c.account_id == Account.__table__.c.id,
+                   _AUTHENTICATORS.c.confirmed_at.is_not(None))
+            .exists().label("second_factor_enrolled"))
+"""Whether the account has a confirmed authenticator, as a column of a statement that reads
+the account (the login's lookup reads it in the same statement: most accounts have none)."""
 
 # How the notices name a method, in the member's language.
 _METHOD_LABELS = {

@@ -43,11 +43,14 @@ from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
 from sekisho.identity.models import Account, AccountStatus, IdentifierKind
 from sekisho.identity.normalize import NormalisedIdentifier, normalise_password
-from sekisho.identity.service import Match
+from sekisho.identity.service import Match, lookup_with
 from sekisho.methods import passkeys
 from sekisho.methods.password.hashing import VerifyResult
-from sekisho.methods.second_factors import TOTP, SecondFactors, webauthn_credential
+from sekisho.methods.second_factors import ENROLLED, TOTP, SecondFactors, webauthn_credential
 from sekisho.sessions.models import Session
+
+# The account, its identifiers and whether it has a second factor: one statement.
+_LOOKUP = lookup_with(ENROLLED)
 
 
 class LoginFlow:
@@ -116,8 +119,9 @@ class LoginFlow:
         core = self.core
 
         def find(conn: Connection) -> tuple[Match | None, list[str]]:
-            found = core.accounts.lookup(conn, ident)
-            return found, self.factors.methods(conn, found.account) if found else []
+            found = core.accounts.lookup(conn, ident, _LOOKUP)
+            enrolled = found is not None and found.extra[0]
+            return found, self.factors.methods(conn, found.account) if enrolled else []
 
         match, methods = await core.db.run(find)
         account = match.account if match else None
