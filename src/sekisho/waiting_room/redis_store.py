@@ -110,7 +110,7 @@ local function queued(m, hold, new)
   else
     position = tostring(redis.call('ZRANK', queue, m) + 1)
   end
-  return {'q', gen, m, position, opens, new}
+  return {'q', gen, m, position, opens, new, redis.call('HGET', meta, 'admitted') or '0'}
 end
 
 local function resolve(m, hold)
@@ -207,7 +207,8 @@ class RedisRoomStore:
             return Visit(True, reply[1], slot=reply[2], expires_at=float(reply[3]))
         return Visit(False, reply[1], number=int(reply[2]),
                      position=int(reply[3]) if reply[3] else None,
-                     opens_at=float(reply[4]) if reply[4] else None, new_ticket=reply[5] == "1")
+                     opens_at=float(reply[4]) if reply[4] else None, new_ticket=reply[5] == "1",
+                     called_total=int(reply[6]))
 
     async def release(self, slot: str) -> None:
         await self._run("release", 0.0, first=slot)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,12 @@ KEEP_MISSED_SECONDS = 30 * 60
 back on returning within this time."""
 TICKET_SECONDS = 24 * 60 * 60
 """A ticket outlives the longest wait a sale could cause."""
+PACE_SECONDS = 20
+"""Estimated waits divide the position by how fast the line moved over the last 20 s (never
+faster than the admission rate). The rate alone is only an upper bound: when logins take
+longer than the room's slots assume, slots free up more slowly, the line moves slower, and an
+estimate from the rate brought people back too early, each return a request the logins paid
+for (in bench/flash_crowd.py the line moved at 70-80% of the rate)."""
 SPREAD = 4
 """When to look again is drawn from a range a quarter as wide (at least a second): visitors
 answered together would otherwise come back together, wave after wave, and in
@@ -139,6 +146,7 @@ class WaitingRoom:
         self._randomness = randomness
         self._jitter = random.Random()  # noqa: S311 - spreads refreshes; no secret
         self._limits = config.limits()
+        self._pace = _Pace(self._limits.rate)
         self._paths = tuple(_prefix(p) for p in config.paths)
         self._exempt = tuple(_prefix(p) for p in EXEMPT_PATHS)
 
@@ -190,6 +198,7 @@ class WaitingRoom:
         else:
             reference, expires_at = self._randomness.reference(), now + TICKET_SECONDS
         token = self.tokens.issue_ticket(visit.generation, visit.number, reference, expires_at)
+        self._pace.observe(now, visit.generation, visit.called_total)
         eta, retry = self._wait(visit.position, visit.opens_at, now)
         return Place(token, not same, visit.number, visit.position, eta, retry, reference,
                      datetime.fromtimestamp(visit.opens_at, UTC) if visit.opens_at else None)
@@ -230,7 +239,7 @@ class WaitingRoom:
                 return None, MAX_REFRESH_SECONDS
             until = max(0, math.ceil(opens_at - now))
             return until, _clamp(until)
-        eta = math.ceil(position / self._limits.rate)
+        eta = math.ceil(position / self._pace.rate())
         return eta, self._spread(math.ceil(eta * RETURN_SHARE))
 
     def _spread(self, seconds: int) -> int:
@@ -240,6 +249,46 @@ class WaitingRoom:
         width = max(1, seconds // SPREAD)
         earliest = max(MIN_REFRESH_SECONDS, seconds - width)
         return self._jitter.randint(earliest, min(MAX_REFRESH_SECONDS, earliest + width))
+
+
+class _Pace:
+    """How fast the line moves: the store's count of calls, sampled once a second at most
+    over the last :data:`PACE_SECONDS` (each process samples the visits it sees; with Redis
+    the count is the shared one)."""
+
+    _MIN_SPAN = 5.0
+    """Until the samples span this long, the estimate uses the admission rate."""
+    _QUIET = 3.0
+    """A gap this long between queued visits starts the samples again."""
+    _FLOOR = 0.1
+    """A line that stood still meanwhile (everyone let in still logging in) is estimated at a
+    tenth of the rate, not as never moving."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._samples: deque[tuple[float, int]] = deque()
+        self._generation = ""
+
+    def observe(self, now: float, generation: str, called_total: int) -> None:
+        samples = self._samples
+        if generation != self._generation or (samples and called_total < samples[-1][1]):
+            samples.clear()  # a new room (or a new store): its count starts again
+            self._generation = generation
+        elif samples and now - samples[-1][0] > self._QUIET:
+            samples.clear()  # nobody waited meanwhile: the line was not slow, it was empty
+        if samples and now - samples[-1][0] < 1:
+            return
+        samples.append((now, called_total))
+        while now - samples[0][0] > PACE_SECONDS:
+            samples.popleft()
+
+    def rate(self) -> float:
+        """Calls per second lately, within a tenth of the admission rate and the rate."""
+        samples = self._samples
+        if not samples or samples[-1][0] - samples[0][0] < self._MIN_SPAN:
+            return self._rate
+        (start, first), (end, last) = samples[0], samples[-1]
+        return max(self._rate * self._FLOOR, min(self._rate, (last - first) / (end - start)))
 
 
 def _clamp(seconds: int) -> int:

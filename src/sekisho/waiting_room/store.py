@@ -53,6 +53,8 @@ class Visit:
     """1 = next in line; None while the room holds (places are drawn at the opening)."""
     opens_at: float | None = None
     new_ticket: bool = False
+    called_total: int = 0
+    """How many the room has called from the queue so far (the line's progress)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +238,8 @@ class MemoryRoomStore:
         if not holding:
             position = bisect.bisect_left(self._queue, (self._waiting[number], number)) + 1
         return Visit(False, self.generation, number=number, position=position,
-                     opens_at=self._opens_at if holding else None, new_ticket=new)
+                     opens_at=self._opens_at if holding else None, new_ticket=new,
+                     called_total=self._admitted_total)
 
     def _free(self, limits: Limits) -> int:
         return limits.capacity - len(self._active.live) - len(self._called.live)
