@@ -141,7 +141,7 @@ async def test_cli_registers_a_client_the_server_accepts(app, client, factory, s
     assert jwt.decode(tokens["id_token"], KeySet.import_key_set(
         (await client.get("/oauth/jwks")).json())).header["kid"] in kids
     removed = await _cli(settings, "oidc", "client", "remove", created["client_id"])
-    assert removed.exit_code == 0
+    assert removed.exit_code == 0, removed.output
     assert json.loads((await _cli(settings, "oidc", "client", "list")).output) == []
 
 

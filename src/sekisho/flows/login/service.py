@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.account.alarm import NewDeviceAlarm
@@ -185,25 +185,30 @@ class LoginFlow:
             "identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
             "trusted_device": trusted, "correction": correction,
             "notices": [n["code"] for n in notices]}
-        token = flow = None
-        if session is not None:
-            kind, outcome = EventKind.REAUTHENTICATION, OK
-            row: dict[str, Any] = {}
-        elif methods or core.settings.second_factor_required:
-            enrol = not methods
-            kind = EventKind.LOGIN
-            outcome = "second_factor_enrolment_required" if enrol else "second_factor_required"
-            flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
-                                                "enrol": enrol})
+        flow = opening = None
+        if session is None and not methods and not core.settings.second_factor_required:
+            # A new session, with a new browser's notice: one unit of work.
+            opening = self.stages.opening(account, ctx, detail, identifier=ident.value,
+                                          trusted=trusted)
+            rows: list[tuple[Table, dict[str, Any]]] = []
+            reference = opening.reference
         else:
-            kind, outcome = EventKind.LOGIN, OK
-            token, row = core.sessions.new(account.id, ctx)
-        event_row = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
+            if session is not None:
+                kind, outcome = EventKind.REAUTHENTICATION, OK
+                rows = []
+            else:
+                enrol = not methods
+                kind = EventKind.LOGIN
+                outcome = ("second_factor_enrolment_required" if enrol
+                           else "second_factor_required")
+                flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
+                                                    "enrol": enrol})
+                rows = [(PendingLogin.__table__, row)]
+            event = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
                                        account_id=account.id, identifier=ident.value,
                                        detail=detail)
-        # A new browser's notice is written with the session it tells of: one unit of work.
-        notice = (self.alarm.notice(account, ctx)
-                  if session is None and flow is None and not trusted else None)
+            rows.append((AuthEvent.__table__, event))
+            reference = event["reference"]
 
         def record(conn: Connection) -> None:
             accounts = Account.__table__
@@ -215,20 +220,18 @@ class LoginFlow:
                              .values(password_hash=new_hash))
             if session is not None:
                 core.sessions.reauthenticated(conn, session.id)
-            else:
-                table = PendingLogin.__table__ if flow else Session.__table__
-                conn.execute(insert(table), row)
-            conn.execute(insert(AuthEvent.__table__), event_row)
-            if notice is not None:
-                notice.write(conn)
+            for table, values in rows:
+                conn.execute(insert(table), values)
+            if opening is not None:
+                opening.write(conn)
 
         await core.db.run(record, write=True)
-        if notice is not None:
+        if opening is not None and opening.notice is not None:
             core.notifier.enqueued()
         if flow is not None:
-            return LoginResult(None, account, event_row["reference"], None, flow=flow,
+            return LoginResult(None, account, reference, None, flow=flow,
                                methods=methods or [TOTP], enrol=not methods)
-        return LoginResult(token, account, event_row["reference"],
+        return LoginResult(opening.token if opening else None, account, reference,
                            core.devices.issue(account.id), notices)
 
     async def passkey_options(self) -> dict[str, Any]:

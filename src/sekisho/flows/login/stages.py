@@ -8,17 +8,18 @@ after ``second_factor_flow_lifetime_seconds`` or ``second_factor_max_attempts`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sekisho.account.alarm import NewDeviceAlarm
+from sekisho.account.alarm import NewDeviceAlarm, Notice
 from sekisho.context import RequestContext
 from sekisho.core import Core
 from sekisho.errors import SekishoError
-from sekisho.events.models import OK, EventKind
+from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.login.models import PendingLogin
 from sekisho.flows.login.result import LoginResult
 from sekisho.guard.limits import Action
@@ -27,6 +28,23 @@ from sekisho.methods.second_factors import TOTP, SecondFactors
 from sekisho.methods.totp import Provisioning
 from sekisho.sessions.models import Session
 from sekisho.sessions.service import token_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A completed login as rows (:meth:`LoginStages.opening`): the session's token, the
+    event's reference, and what :meth:`write` inserts."""
+
+    token: str
+    reference: str
+    rows: tuple[tuple[Table, dict[str, Any]], ...]
+    notice: Notice | None
+
+    def write(self, conn: Connection) -> None:
+        for table, values in self.rows:
+            conn.execute(insert(table), values)
+        if self.notice is not None:
+            self.notice.write(conn)
 
 
 class LoginStages:
@@ -46,22 +64,31 @@ class LoginStages:
                 seconds=core.settings.second_factor_flow_lifetime_seconds),
             "failed_attempts": 0, "detail": detail}
 
+    def opening(self, account: Account, ctx: RequestContext, detail: dict[str, Any], *,
+                trusted: bool, identifier: str | None = None,
+                second_factor: bool = False) -> Opening:
+        """The rows of a completed login, to write in one unit of work: its session, its
+        event and, unless the browser is ``trusted`` (it holds the account's device cookie),
+        the new-device notice."""
+        core = self.core
+        token, session = core.sessions.new(account.id, ctx, second_factor=second_factor)
+        event = core.events.values(kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
+                                   account_id=account.id, identifier=identifier, detail=detail)
+        return Opening(token, event["reference"],
+                       ((Session.__table__, session), (AuthEvent.__table__, event)),
+                       None if trusted else self.alarm.notice(account, ctx))
+
     async def open_session(self, db: AsyncSession, account: Account, ctx: RequestContext,
                            detail: dict[str, Any]) -> tuple[str, str]:
-        """A session for a completed login, with its event, and the new-device notice unless
-        ``detail["trusted_device"]``, all in the caller's transaction; the token and the
-        reference."""
-        core = self.core
-        two_factors = bool(detail.get("second_factor")) or detail.get("method") == "passkey"
-        token, row = core.sessions.new(account.id, ctx, second_factor=two_factors)
-        await db.execute(insert(Session).values(row))
-        event = await core.events.record(db, kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
-                                         account_id=account.id, detail=detail)
-        notice = None if detail.get("trusted_device") else self.alarm.notice(account, ctx)
-        if notice is not None:
-            await db.run_sync(lambda session: notice.write(session.connection()))
-            core.notifier.wake_after_commit(db)
-        return token, event.reference
+        """:meth:`opening` written in the caller's transaction (``detail["trusted_device"]``
+        says whether the browser is known); the token and the reference."""
+        opening = self.opening(
+            account, ctx, detail, trusted=bool(detail.get("trusted_device")),
+            second_factor=bool(detail.get("second_factor")) or detail.get("method") == "passkey")
+        await db.run_sync(lambda session: opening.write(session.connection()))
+        if opening.notice is not None:
+            self.core.notifier.wake_after_commit(db)
+        return opening.token, opening.reference
 
     async def second_factor(self, *, flow: str, method: str, code: Any,
                             ctx: RequestContext) -> LoginResult:
