@@ -88,6 +88,9 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
         "run_outbox_worker": False, "base_url": BASE_URL, "rate_limits": NO_LIMITS,
         # As with the limits: a frozen clock never refills the room's admission budget.
         "waiting_room_enabled": False,
+        # An app started in the test process would keep pytest (and every server and browser
+        # it starts later) on one CPU.
+        "python_on_one_cpu": False,
         **FAST_HASH, **settings_overrides,
     }
     return Settings(**values)

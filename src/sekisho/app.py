@@ -30,6 +30,7 @@ from sekisho.flows.routes_html import router as flow_pages
 from sekisho.maintenance.middleware import MaintenanceMiddleware
 from sekisho.maintenance.routes_api import router as maintenance_api
 from sekisho.maintenance.service import MaintenanceSchedule
+from sekisho.methods.password.hashing import python_on_one_cpu
 from sekisho.notify.worker import OutboxWorker
 from sekisho.observability.metrics import ServiceCollector, registry_for
 from sekisho.observability.routes import router as observability_routes
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         describe_user_agent("Mozilla/5.0")
         gc.collect()
         gc.freeze()
+        if settings.python_on_one_cpu:
+            python_on_one_cpu()
         if settings.run_outbox_worker:
             task = asyncio.create_task(worker.run_forever(stop), name="sekisho-outbox")
         try:

@@ -67,6 +67,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         # processes read the same environment).
         os.environ["SEKISHO_BASE_URL"] = f"http://{host}:{port}"
         settings = _settings()
+    if workers > 1 and "python_on_one_cpu" not in settings.model_fields_set:
+        # Each worker would keep its Python on the CPU it starts on, maybe the same one.
+        os.environ["SEKISHO_PYTHON_ON_ONE_CPU"] = "false"
     _prepare(settings)
     if settings.is_embedded_database:
         upgrade(settings.resolved_database_url)

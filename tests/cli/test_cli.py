@@ -277,6 +277,33 @@ def test_serve_starts_from_nothing_with_a_demo_member(tmp_path):
     assert EXPECTED_TABLES <= sqlite_tables(var / "sekisho.db")
 
 
+def test_serve_with_workers_leaves_each_worker_every_cpu(tmp_path):
+    """One process keeps its Python on one CPU (``python_on_one_cpu``, see the overload
+    test); several workers would each pick the CPU they start on, maybe the same one."""
+    every = os.sched_getaffinity(0)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sekisho", "serve", "--port", str(port), "--workers", "2"],
+            cwd=tmp_path, env=cli_env(), stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for_health(f"http://127.0.0.1:{port}", proc, time.monotonic() + 30)
+            deadline = time.monotonic() + 30
+            while log.read_text().count("Application startup complete") < 2:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as children:
+                pids = [int(pid) for pid in children.read().split()]
+            workers = [pid for pid in pids  # not multiprocessing's resource tracker
+                       if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert len(workers) == 2, pids
+            assert [os.sched_getaffinity(pid) for pid in workers] == [every, every]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
 def test_member_card_reissue_keeps_the_old_number_as_history(tmp_path):
     data = str(tmp_path / "data")
     assert sekisho_in_process("migrate", SEKISHO_DATA_DIR=data).exit_code == 0

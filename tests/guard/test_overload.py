@@ -14,6 +14,7 @@ server longer than the server's own would. Answer times are measured from a thir
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -43,8 +44,10 @@ WRONG = "sora mori yama"
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     # OWASP's argon2id parameters (m=19 MiB, t=2, p=1), the shipped default, not the
-    # suite's cheap ones; the rate limits stay off (conftest) so logins reach the hasher.
-    return {"argon2_memory_kib": 19456, "argon2_time_cost": 2, "argon2_parallelism": 1}
+    # suite's cheap ones, and Python's threads on one CPU, as shipped; the rate limits stay
+    # off (conftest) so logins reach the hasher.
+    return {"argon2_memory_kib": 19456, "argon2_time_cost": 2, "argon2_parallelism": 1,
+            "python_on_one_cpu": True}
 
 
 async def members(settings: Settings, count: int) -> list[str]:
@@ -122,6 +125,17 @@ def check_burst(name: str, answers: list[Any], probe: live.LatencyProbe, elapsed
     return statuses
 
 
+def cpus_of_threads(pid: int) -> tuple[list[set[int]], list[set[int]]]:
+    """The CPUs each thread of the server may run on: (the threads running Python, the
+    hashing threads, told apart by their lower priority)."""
+    python, hashing = [], []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as stat:
+            niceness = int(stat.read().rsplit(")", 1)[1].split()[16])
+        (hashing if niceness > 0 else python).append(os.sched_getaffinity(int(task)))
+    return python, hashing
+
+
 def burst_of_logins(emails: list[str], *, wrong_every: int | None) -> list[dict[str, str]]:
     """``BURST`` logins over ``emails``, each at most ``len(emails) / BURST`` times, so no
     lockout lane (5 attempts in flight or failed per identifier) refuses any of them.
@@ -143,7 +157,13 @@ async def test_login_burst_gets_catalogue_answers_and_health_stays_fast(settings
     logins = burst_of_logins(await members(settings, MEMBERS), wrong_every=3)
     with live_server(settings, tmp_path / "logs") as server:
         answers, probe, elapsed = await fire(server.url, logins)
+        python, hashing = cpus_of_threads(server.process.pid)
     statuses = check_burst(f"[{backend}] burst", answers, probe, elapsed, server)
+    every = os.sched_getaffinity(0)
+    # The event loop and the other Python threads kept one CPU; the hashers had them all.
+    assert len(hashing) == settings.hash_concurrency and all(c == every for c in hashing)
+    assert all(len(c) == 1 for c in python) if len(every) > 1 else python == [every] * len(python)
+    assert len(set(map(frozenset, python))) == 1, python
     # Logins queue for the hashing slots up to the shipped limit (5 s): many get in. (How
     # many depends on the machine: wrong passwords cost up to 3 hashes with typo correction.)
     assert statuses[200] >= 25 and statuses[401] >= 10, statuses

@@ -40,9 +40,46 @@ _ADMITTED_PER_SLOT = 2
 _QUEUED_PER_THREAD = 2
 
 
-def _lower_priority() -> None:
+def _every_cpu() -> set[int] | None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux
+        return os.sched_getaffinity(0)
+    return None
+
+
+# The CPUs this process may use, read before :func:`python_on_one_cpu` narrows them.
+_EVERY_CPU = _every_cpu()
+
+
+def _hashing_thread() -> None:
+    """A hashing thread's start: a lower priority, and every CPU (its creator, the event loop,
+    may run on one)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_THREAD_NICENESS)
+    if _EVERY_CPU is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, _EVERY_CPU)
+
+
+def python_on_one_cpu() -> int | None:
+    """Keep the calling thread, and every thread it starts from now on, on one CPU: the one
+    it runs on, or the first allowed (``python_on_one_cpu`` in the settings says why).
+    Hashing threads take every CPU back when they start. Returns the CPU, or None where
+    nothing changed (one CPU, or not Linux)."""
+    if _EVERY_CPU is None or len(_EVERY_CPU) < 2:
+        return None
+    cpu = _current_cpu()
+    cpu = cpu if cpu in _EVERY_CPU else min(_EVERY_CPU)
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def _current_cpu() -> int | None:
+    """The CPU the calling thread last ran on (field 39 of Linux's ``stat``)."""
+    try:
+        with open("/proc/thread-self/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +111,7 @@ class PasswordHasher:
         self._queue_timeout = queue_timeout
         # Hashing has threads of its own, so hashes never take the threads other work needs.
         self._executor = ThreadPoolExecutor(slots, thread_name_prefix="sekisho-argon2",
-                                            initializer=_lower_priority)
+                                            initializer=_hashing_thread)
         self.waiting = 0
         """Requests queued for admission or a hashing slot right now (the queue depth)."""
         self.waits = 0
