@@ -54,7 +54,8 @@ class Visit:
     opens_at: float | None = None
     new_ticket: bool = False
     called_total: int = 0
-    """How many the room has called from the queue so far (the line's progress)."""
+    """How many the room has let in so far, called from the line or straight in: how far
+    the line has moved."""
 
 
 @dataclass(frozen=True, slots=True)

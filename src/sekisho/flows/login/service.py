@@ -186,24 +186,23 @@ class LoginFlow:
             "trusted_device": trusted, "correction": correction,
             "notices": [n["code"] for n in notices]}
         flow = opening = None
-        if session is None and not methods and not core.settings.second_factor_required:
-            # A new session, with a new browser's notice: one unit of work.
+        rows: list[tuple[Table, dict[str, Any]]] = []
+        if session is not None:
+            kind, outcome = EventKind.REAUTHENTICATION, OK
+        elif methods or core.settings.second_factor_required:
+            enrol = not methods
+            kind = EventKind.LOGIN
+            outcome = "second_factor_enrolment_required" if enrol else "second_factor_required"
+            flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
+                                                "enrol": enrol})
+            rows.append((PendingLogin.__table__, row))
+        else:
+            # The session, its event and a new browser's notice: one unit of work.
             opening = self.stages.opening(account, ctx, detail, identifier=ident.value,
                                           trusted=trusted)
-            rows: list[tuple[Table, dict[str, Any]]] = []
+        if opening is not None:
             reference = opening.reference
         else:
-            if session is not None:
-                kind, outcome = EventKind.REAUTHENTICATION, OK
-                rows = []
-            else:
-                enrol = not methods
-                kind = EventKind.LOGIN
-                outcome = ("second_factor_enrolment_required" if enrol
-                           else "second_factor_required")
-                flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
-                                                    "enrol": enrol})
-                rows = [(PendingLogin.__table__, row)]
             event = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
                                        account_id=account.id, identifier=ident.value,
                                        detail=detail)

@@ -9,7 +9,9 @@ the service fast while every core hashes:
 * at most ``concurrency`` hashes run at once, each on its own worker thread, which has the
   next one queued so it never waits for the event loop between two;
 * those threads run at a lower CPU priority, so the event loop (health checks, static files,
-  signed-in pages) is scheduled first whenever it has work.
+  signed-in pages) is scheduled first whenever it has work;
+* they may use every CPU, while the threads that run Python can be kept on one
+  (:func:`python_on_one_cpu`).
 """
 
 from __future__ import annotations
