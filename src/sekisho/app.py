@@ -89,8 +89,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         describe_user_agent("Mozilla/5.0")
         gc.collect()
         gc.freeze()
-        if settings.python_on_one_cpu:
-            python_on_one_cpu()
+        if settings.python_on_one_cpu and (cpu := python_on_one_cpu()) is not None:
+            log.info("python threads on cpu %d, hashing threads on every cpu", cpu)
         if settings.run_outbox_worker:
             task = asyncio.create_task(worker.run_forever(stop), name="sekisho-outbox")
         try:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from sekisho.errors import SekishoError
+from sekisho.methods.password import hashing
 from sekisho.methods.password.hashing import PasswordHasher
 
 
@@ -70,3 +71,13 @@ async def test_event_loop_stays_responsive_while_hashing():
 @pytest.mark.parametrize("concurrency", [0, -3])
 async def test_concurrency_at_least_one(concurrency):
     assert (await hasher(concurrency=concurrency).verify(None, "x")).ok is False
+
+
+def test_keeping_python_on_one_cpu_never_stops_the_start(monkeypatch):
+    # A container may forbid changing the CPUs a thread runs on: nothing changes, no error.
+    def refused(_pid: int, _cpus: object) -> None:
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(hashing, "_EVERY_CPU", {0, 1})
+    monkeypatch.setattr(hashing.os, "sched_setaffinity", refused)
+    assert hashing.python_on_one_cpu() is None

@@ -66,12 +66,15 @@ def python_on_one_cpu() -> int | None:
     """Keep the calling thread, and every thread it starts from now on, on one CPU: the one
     it runs on, or the first allowed (``python_on_one_cpu`` in the settings says why).
     Hashing threads take every CPU back when they start. Returns the CPU, or None where
-    nothing changed (one CPU, or not Linux)."""
+    nothing changed (one CPU, not Linux, or not permitted: a tuning never stops the start)."""
     if _EVERY_CPU is None or len(_EVERY_CPU) < 2:
         return None
     cpu = _current_cpu()
     cpu = cpu if cpu in _EVERY_CPU else min(_EVERY_CPU)
-    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return None
     return cpu
 
 
