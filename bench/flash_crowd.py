@@ -183,15 +183,16 @@ class Server:
             return float("nan"), float("nan")
 
     def threads(self) -> dict[str, float]:
-        """CPU seconds so far of the event loop (the main thread), the hashing threads (the
-        ones running at a lower priority) and the other threads (SQLite's, ...), from /proc."""
-        pid, seconds = self.process.pid, {"loop": 0.0, "hashing": 0.0, "other": 0.0}
+        """CPU seconds so far of the hashing threads (the ones running at a lower priority),
+        the event loop (the main thread) and the other threads (SQLite's, ...), from /proc."""
+        pid = self.process.pid
+        seconds = {"hashing": 0.0, "event_loop": 0.0, "other_threads": 0.0}
         try:
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/stat") as handle:
                     fields = handle.read().rsplit(")", 1)[1].split()
-                kind = ("loop" if task == str(pid) else
-                        "hashing" if int(fields[16]) > 0 else "other")
+                kind = ("event_loop" if task == str(pid) else
+                        "hashing" if int(fields[16]) > 0 else "other_threads")
                 seconds[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except OSError:
             pass
@@ -524,8 +525,7 @@ class CpuMeter:
         now = self._read()
         elapsed, server, loop, ours, machine = (b - a for a, b in zip(self._start, now,
                                                                          strict=True))
-        names = {"hashing": "hashing", "loop": "event_loop", "other": "other_threads"}
-        self.thread_cores = {names[kind]: (seconds - self._threads.get(kind, 0.0)) / elapsed
+        self.thread_cores = {kind: (seconds - self._threads.get(kind, 0.0)) / elapsed
                              for kind, seconds in self.server.threads().items()}
         return (server / elapsed, loop / elapsed, ours / elapsed,
                 (machine - server - ours) / elapsed)
@@ -542,9 +542,7 @@ def _window_cores(samples: list[dict[str, Any]], start: float, end: float) -> di
         return sum(v - first["threads"].get(k, 0.0) for k, v in last["threads"].items()
                    if keep(k)) / span
 
-    return {"hashing": used(lambda k: k == "hashing"),
-            "event_loop": used(lambda k: k == "loop"),
-            "other_threads": used(lambda k: k == "other"),
+    return {**{kind: used(lambda k, kind=kind: k == kind) for kind in first["threads"]},
             "server": used(lambda k: True),
             "machine": (last["machine_cpu"] - first["machine_cpu"]) / span}
 
