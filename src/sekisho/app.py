@@ -83,9 +83,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         task = None
         # What start-up built (modules, templates, word lists) lives as long as the process:
         # moved out of the collector's sight, full collections stay short under load.
-        # Loaded now rather than by the first mail, which would stall the event loop ~0.1 s
-        # each: the compiled mail templates and the user-agent tables.
+        # Loaded now rather than by their first use, which would stall the event loop
+        # 0.05-0.1 s each: the compiled mail templates, the user-agent tables and the password
+        # blocklist (the first failed login checks its typo corrections against it).
         core.notifier.renderer.preload()
+        core.policy.preload()
         describe_user_agent("Mozilla/5.0")
         gc.collect()
         gc.freeze()

@@ -148,7 +148,6 @@ class WaitingRoom:
         self._limits = config.limits()
         self._pace = _Pace(self._limits.rate)
         self._paths = tuple(_prefix(p) for p in config.paths)
-        self._exempt = tuple(_prefix(p) for p in EXEMPT_PATHS)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, randomness: TokenSource,
@@ -168,7 +167,7 @@ class WaitingRoom:
         """Whether a request for ``path`` needs a pass (a prefix match on whole segments)."""
         if not self.config.enabled:
             return False
-        return not _matches(path, self._exempt) and _matches(path, self._paths)
+        return not never_waits(path) and _matches(path, self._paths)
 
     def now(self) -> float:
         return self._clock.now().timestamp()
@@ -293,6 +292,11 @@ class _Pace:
 
 def _clamp(seconds: int) -> int:
     return max(MIN_REFRESH_SECONDS, min(MAX_REFRESH_SECONDS, seconds))
+
+
+def never_waits(path: str) -> bool:
+    """Whether ``path`` is one of :data:`EXEMPT_PATHS` (a prefix match on whole segments)."""
+    return _matches(path, EXEMPT_PATHS)
 
 
 def _prefix(path: str) -> str:
