@@ -76,6 +76,28 @@ async def test_a_quiet_loop_starts_a_request_without_waiting():
         assert await turns_until(done) == 1
 
 
+def test_a_new_event_loop_starts_afresh():
+    # The app served by one event loop, stopped in the middle of a turn (its end of turn
+    # never runs), then by another, as test clients do: requests still start.
+    pacer = StartPacer(1)
+    old = asyncio.new_event_loop()
+
+    async def start_then_stop() -> None:
+        await pacer.start()
+        asyncio.get_running_loop().stop()  # before the turn's end runs
+        await asyncio.sleep(3600)
+
+    task = old.create_task(start_then_stop())
+    old.run_forever()
+    task.cancel()
+    old.close()
+
+    async def two_requests() -> None:
+        await asyncio.wait_for(asyncio.gather(pacer.start(), pacer.start()), timeout=2)
+
+    asyncio.run(two_requests())
+
+
 def test_at_least_one_start_per_turn():
     with pytest.raises(ValueError):
         StartPacer(0)

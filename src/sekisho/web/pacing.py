@@ -30,6 +30,7 @@ class StartPacer:
         if per_turn < 1:
             raise ValueError("per_turn must be at least 1")
         self.per_turn = per_turn
+        self._loop: asyncio.AbstractEventLoop | None = None  # whose turns are counted
         self._started = 0  # in the current turn
         self._turn_ends = False  # a call to _next_turn is scheduled
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -37,11 +38,17 @@ class StartPacer:
     async def start(self) -> None:
         """Return when the calling request may start: at once while this turn has room and
         nobody is waiting, else in a later turn."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Served by another event loop now (a test client starts one each time): the end
+            # of turn scheduled on the old one may never come.
+            self._loop, self._started, self._turn_ends = loop, 0, False
+            self._waiting = deque()
         if not self._waiting and self._started < self.per_turn:
             self._started += 1
             self._end_turn_soon()
             return
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = loop.create_future()
         self._waiting.append(waiter)
         self._end_turn_soon()
         await waiter
@@ -50,7 +57,8 @@ class StartPacer:
         # A callback scheduled now runs in the loop's next turn, after what this turn runs.
         if not self._turn_ends:
             self._turn_ends = True
-            asyncio.get_running_loop().call_soon(self._next_turn)
+            assert self._loop is not None
+            self._loop.call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         self._turn_ends = False
