@@ -26,7 +26,8 @@ log = logging.getLogger("sekisho.errors")
 
 
 def wants_json(request: Request) -> bool:
-    if request.url.path.startswith("/api/") or request.url.path.endswith(".json"):
+    path = request.scope["path"]  # not request.url, which builds the whole URL
+    if path.startswith("/api/") or path.endswith(".json"):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
