@@ -48,6 +48,7 @@ from sekisho.web.cookies import CookieJar
 from sekisho.web.idempotency import IdempotencyMiddleware
 from sekisho.web.idempotency_store import IdempotencyLedger, open_store
 from sekisho.web.middleware import EdgeMiddleware
+from sekisho.web.pacing import PacingMiddleware
 from sekisho.web.static import static_router
 from sekisho.web.templating import Pages
 
@@ -130,9 +131,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.include_router(router)
     # Middleware, outermost last: the edge (request facts, security headers, cookies, the
     # access log), then maintenance (nobody waits for or retries into a closed service),
-    # then the waiting room, then duplicate-safe requests (a queued answer is never
-    # stored), then the routes.
+    # then the waiting room, then paced starts (a burst starts a few per turn of the event
+    # loop), then duplicate-safe requests (a queued answer is never stored), then the routes.
     app.add_middleware(IdempotencyMiddleware, ledger=idempotency)
+    app.add_middleware(PacingMiddleware)
     app.add_middleware(WaitingRoomMiddleware, room=app.state.waiting_room)
     app.add_middleware(MaintenanceMiddleware, schedule=maintenance)
     app.add_middleware(EdgeMiddleware, settings=settings, tokens=core.tokens,

@@ -1,5 +1,4 @@
-"""One pure-ASGI middleware: paced starts and request facts in, security headers and pending
-cookies out."""
+"""One pure-ASGI middleware: request facts in, security headers and pending cookies out."""
 
 from __future__ import annotations
 
@@ -12,11 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sekisho.clock import TokenSource
 from sekisho.settings import Settings
-from sekisho.waiting_room.service import never_waits
 from sekisho.web.context import RequestFacts, TrustedProxies
 from sekisho.web.cookies import CookieJar, queue_cookie
 from sekisho.web.csrf import csrf_token
-from sekisho.web.pacing import StartPacer
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -33,7 +30,6 @@ class EdgeMiddleware:
     def __init__(self, app: ASGIApp, *, settings: Settings, tokens: TokenSource,
                  cookies: CookieJar) -> None:
         self.app = app
-        self.pacer = StartPacer()
         self.settings = settings
         self.tokens = tokens
         self.cookies = cookies
@@ -44,8 +40,6 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if not never_waits(scope["path"]):  # probes and static files are answered at once
-            await self.pacer.start()
         request = Request(scope)
         state = request.state
         state.facts = RequestFacts(request, self.settings, self.proxies)

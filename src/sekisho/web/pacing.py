@@ -7,12 +7,19 @@ ms nothing else is answered, ``/healthz`` included. Started a few per turn, in a
 order, the same work spreads over many short turns; requests that never wait (probes,
 static files: :func:`sekisho.waiting_room.service.never_waits`) are answered in between.
 The total work, and so the throughput, stays the same.
+
+The pacing sits inside the waiting room (and maintenance): their answers are cheap, and a
+crowd arriving at the room must not queue behind the logins the room let in.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sekisho.waiting_room.service import never_waits
 
 
 STARTS_PER_TURN = 8
@@ -70,3 +77,16 @@ class StartPacer:
                 self._started += 1
         if self._started:
             self._end_turn_soon()
+
+
+class PacingMiddleware:
+    """Pure ASGI: every HTTP request but probes and static files starts in its turn."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pacer = StartPacer()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not never_waits(scope["path"]):
+            await self.pacer.start()
+        await self.app(scope, receive, send)
