@@ -21,11 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sekisho.waiting_room.service import never_waits
 
-
 STARTS_PER_TURN = 8
 """Tried with a burst of 200 logins (tests/guard/test_overload.py): the longest turn was
-60-120 ms unpaced, 25-45 ms with 2 to 32 starts per turn. What is left is the reading of the
-requests, before they reach the pacer."""
+60-120 ms unpaced, 25-45 ms with 2 to 32 starts per turn. What is left is the work before
+the pacer: reading the requests, the edge, maintenance and the waiting room."""
 
 
 class StartPacer:
