@@ -21,10 +21,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sekisho.waiting_room.service import never_waits
 
-STARTS_PER_TURN = 8
-"""Tried with a burst of 200 logins (tests/guard/test_overload.py): the longest turn was
-60-120 ms unpaced, 25-45 ms with 2 to 32 starts per turn. What is left is the work before
-the pacer: reading the requests, the edge, maintenance and the waiting room."""
+STARTS_PER_TURN = 16
+"""With a burst of 200 logins (tests/guard/test_overload.py) the longest turn was 60-120 ms
+unpaced, 25-45 ms with 2 to 32 starts per turn; what is left is the work before the pacer
+(reading the requests, the edge, maintenance, the waiting room). With 8, the first second
+of a flash crowd (bench/flash_crowd.py) built a line of starts that slowed every answer in
+it (median 46-88 ms); with 16 and 32, 2-3 ms, as unpaced. 16 kept /healthz fastest."""
 
 
 class StartPacer:
