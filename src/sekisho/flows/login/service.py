@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sekisho.account.alarm import NewDeviceAlarm
@@ -37,7 +37,7 @@ from sekisho.events.models import OK, AuthEvent, EventKind
 from sekisho.flows.challenge_mail import mail_code_and_link, redeemed_link
 from sekisho.flows.login.models import PendingLogin
 from sekisho.flows.login.result import LoginResult
-from sekisho.flows.login.stages import LoginStages
+from sekisho.flows.login.stages import LoginRecord, LoginStages
 from sekisho.guard.devices import DeviceCookie
 from sekisho.guard.limits import Action
 from sekisho.guard.lockout import Attempt, Lock
@@ -185,29 +185,28 @@ class LoginFlow:
             "identifier_kind": ident.kind.value, "rehashed": bool(new_hash),
             "trusted_device": trusted, "correction": correction,
             "notices": [n["code"] for n in notices]}
-        flow = opening = None
-        rows: list[tuple[Table, dict[str, Any]]] = []
-        if session is not None:
-            kind, outcome = EventKind.REAUTHENTICATION, OK
-        elif methods or core.settings.second_factor_required:
-            enrol = not methods
-            kind = EventKind.LOGIN
-            outcome = "second_factor_enrolment_required" if enrol else "second_factor_required"
-            flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
-                                                "enrol": enrol})
-            rows.append((PendingLogin.__table__, row))
-        else:
-            # The session, its event and a new browser's notice: one unit of work.
-            opening = self.stages.opening(account, ctx, detail, identifier=ident.value,
+        flow = None
+        if session is None and not (methods or core.settings.second_factor_required):
+            # The session, its event and a new browser's notice.
+            written = self.stages.opening(account, ctx, detail, identifier=ident.value,
                                           trusted=trusted)
-        if opening is not None:
-            reference = opening.reference
         else:
+            rows: tuple[tuple[Table, dict[str, Any]], ...] = ()
+            if session is not None:
+                kind, outcome = EventKind.REAUTHENTICATION, OK
+            else:
+                enrol = not methods
+                kind = EventKind.LOGIN
+                outcome = ("second_factor_enrolment_required" if enrol
+                           else "second_factor_required")
+                flow, row = self.stages.new_flow(account.id, {**detail, "notice_list": notices,
+                                                    "enrol": enrol})
+                rows = ((PendingLogin.__table__, row),)
             event = core.events.values(kind=kind, outcome=outcome, ctx=ctx,
                                        account_id=account.id, identifier=ident.value,
                                        detail=detail)
-            rows.append((AuthEvent.__table__, event))
-            reference = event["reference"]
+            written = LoginRecord(None, event["reference"],
+                                  (*rows, (AuthEvent.__table__, event)), None)
 
         def record(conn: Connection) -> None:
             accounts = Account.__table__
@@ -219,18 +218,15 @@ class LoginFlow:
                              .values(password_hash=new_hash))
             if session is not None:
                 core.sessions.reauthenticated(conn, session.id)
-            for table, values in rows:
-                conn.execute(insert(table), values)
-            if opening is not None:
-                opening.write(conn)
+            written.write(conn)
 
         await core.db.run(record, write=True)
-        if opening is not None and opening.notice is not None:
+        if written.notice is not None:
             core.notifier.enqueued()
         if flow is not None:
-            return LoginResult(None, account, reference, None, flow=flow,
+            return LoginResult(None, account, written.reference, None, flow=flow,
                                methods=methods or [TOTP], enrol=not methods)
-        return LoginResult(opening.token if opening else None, account, reference,
+        return LoginResult(written.token, account, written.reference,
                            core.devices.issue(account.id), notices)
 
     async def passkey_options(self) -> dict[str, Any]:

@@ -31,11 +31,12 @@ from sekisho.sessions.service import token_hash
 
 
 @dataclass(frozen=True, slots=True)
-class Opening:
-    """A completed login as rows (:meth:`LoginStages.opening`): the session's token, the
-    event's reference, and what :meth:`write` inserts."""
+class LoginRecord:
+    """What a login stage writes in one unit of work (:meth:`write`): its event (whose
+    ``reference`` the member is shown) and the rows that go with it; ``token`` when it
+    opened a session (:meth:`LoginStages.opening`)."""
 
-    token: str
+    token: str | None
     reference: str
     rows: tuple[tuple[Table, dict[str, Any]], ...]
     notice: Notice | None
@@ -66,7 +67,7 @@ class LoginStages:
 
     def opening(self, account: Account, ctx: RequestContext, detail: dict[str, Any], *,
                 trusted: bool, identifier: str | None = None,
-                second_factor: bool = False) -> Opening:
+                second_factor: bool = False) -> LoginRecord:
         """The rows of a completed login, to write in one unit of work: its session, its
         event and, unless the browser is ``trusted`` (it holds the account's device cookie),
         the new-device notice."""
@@ -74,9 +75,9 @@ class LoginStages:
         token, session = core.sessions.new(account.id, ctx, second_factor=second_factor)
         event = core.events.values(kind=EventKind.LOGIN, outcome=OK, ctx=ctx,
                                    account_id=account.id, identifier=identifier, detail=detail)
-        return Opening(token, event["reference"],
-                       ((Session.__table__, session), (AuthEvent.__table__, event)),
-                       None if trusted else self.alarm.notice(account, ctx))
+        return LoginRecord(token, event["reference"],
+                           ((Session.__table__, session), (AuthEvent.__table__, event)),
+                           None if trusted else self.alarm.notice(account, ctx))
 
     async def open_session(self, db: AsyncSession, account: Account, ctx: RequestContext,
                            detail: dict[str, Any]) -> tuple[str, str]:
@@ -88,6 +89,7 @@ class LoginStages:
         await db.run_sync(lambda session: opening.write(session.connection()))
         if opening.notice is not None:
             self.core.notifier.wake_after_commit(db)
+        assert opening.token is not None  # an opening always has its session
         return opening.token, opening.reference
 
     async def second_factor(self, *, flow: str, method: str, code: Any,
