@@ -21,8 +21,8 @@ from sekisho.waiting_room.store import Limits, MemoryRoomStore, RoomMode, RoomSt
 
 DEFAULT_PATHS = ("/login", "/register", "/api/v1/login", "/api/v1/registrations")
 EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics", "/static", "/api/v1/admin/waiting-room")
-"""Never queued, whatever ``waiting_room_paths`` says: probes, styles for the waiting page
-itself, and the operator's switch."""
+"""Never queued, whatever ``waiting_room_paths`` says, nor paced (``web/pacing.py``):
+probes, styles for the waiting page itself, and the operator's switch."""
 
 BURST_SECONDS = 2
 """The admission budget holds two seconds' worth: a quiet room lets a small burst straight
