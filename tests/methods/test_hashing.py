@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -66,6 +67,38 @@ async def test_event_loop_stays_responsive_while_hashing():
     await asyncio.gather(ticker(), *[h.verify(stored, "x") for _ in range(6)])
     # Were hashes run on the loop, some tick would wait a whole hash (or several).
     assert max(gaps) < max(one_hash / 2, 0.03), (max(gaps), one_hash)
+
+
+async def test_the_waits_for_a_place_and_a_slot_share_one_timeout(monkeypatch):
+    h = hasher(concurrency=1, queue_timeout=1.0)
+    release = threading.Event()
+    monkeypatch.setattr(h.backend, "hash", lambda password: release.wait(10) and "")
+    holders = [asyncio.Event() for _ in range(2)]
+
+    async def hold_place(done: asyncio.Event) -> None:
+        async with h.admitted():
+            await done.wait()
+
+    try:
+        # Every place is taken, and every hashing slot is busy (or queued) for longer than
+        # the timeout; a place frees up after 0.6 s.
+        held = [asyncio.create_task(hold_place(done)) for done in holders]
+        busy = [asyncio.create_task(h.hash("x")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        asyncio.get_running_loop().call_later(0.6, holders[0].set)
+        started = time.perf_counter()
+        with pytest.raises(SekishoError) as refused:
+            async with h.admitted():
+                await h.hash("y")
+        waited = time.perf_counter() - started
+    finally:
+        release.set()
+        for done in holders:
+            done.set()
+    assert refused.value.code == "service.busy"
+    # One timeout in all (1.0 s), not the place's 0.6 s and then another second for a slot.
+    assert 1.0 <= waited < 1.4, waited
+    await asyncio.gather(*held, *busy)
 
 
 @pytest.mark.parametrize("concurrency", [0, -3])

@@ -3,7 +3,7 @@
 ```mermaid
 stateDiagram-v2
     [*] --> identified: normalise identifier, look it up (unknown: dummy account)
-    identified --> refused: password login disabled after the failure cap (until a reset)
+    identified --> refused: failure cap reached (until a reset), asked from the owner's browser
     identified --> refused: lane locked (login.throttled, password not checked)
     identified --> admitted: lane open (own lane for a valid device cookie, else untrusted)
     admitted --> failed: password wrong, typo corrections wrong too (counts in the lane)
@@ -125,11 +125,15 @@ class LoginFlow:
 
         match, methods = await core.db.run(find)
         account = match.account if match else None
-        if account is not None and account.password_login_disabled_at is not None:
-            # Past the failure cap nothing is guessed any more; only a reset reopens it.
-            return _Checked(match, methods, refusal=SekishoError("login.password_disabled"))
         device = core.devices.read(device_cookie, account.id if account else None,
                                    account.devices_reset_at if account else None)
+        disabled = account is not None and account.password_login_disabled_at is not None
+        if disabled and device is not None:
+            # Past the failure cap nothing is guessed any more; only a reset reopens it. The
+            # owner's own browser is told so. Any other gets what an unknown identifier
+            # gets (the password is not checked), so the cap reveals neither that the
+            # account exists nor whether a guess was right; the owner was mailed the reset.
+            return _Checked(match, methods, refusal=SekishoError("login.password_disabled"))
         try:
             attempt = await self._admit(ident, account, device, ctx)
         except SekishoError as error:
@@ -138,7 +142,7 @@ class LoginFlow:
             corrections = (core.policy.corrections(secret)
                            if core.settings.password_typo_correction else [])
             verdict = await core.hasher.verify(
-                account.password_hash if account else None, secret,
+                None if account is None or disabled else account.password_hash, secret,
                 [candidate for _, candidate in corrections])
         except BaseException:
             await core.lockout.abandon(attempt)
@@ -285,14 +289,16 @@ class LoginFlow:
                 detail["locked_until"] = lock.until
                 detail["lock_level"] = lock.level
             if account is not None:
-                disabled = await self._count_failure(db, account)
-                detail["failed_logins"] = disabled.failures
-                if disabled.now_disabled:
+                cap = await self._count_failure(db, account)
+                detail["failed_logins"] = cap.failures
+                if account.password_login_disabled_at is not None:
+                    detail["password_login_disabled"] = True  # for support: why it failed
+                elif cap.now_disabled:
                     await mail_code_and_link(
                         core, db, account, purpose=Purpose.PASSWORD_RESET,
                         template="password_login_disabled", path="/recovery/reset",
                         lifetime_seconds=core.settings.reset_lifetime_seconds,
-                        failures=disabled.failures,
+                        failures=cap.failures,
                         disabled_at=core.local_time(core.clock.now()))
                 elif lock is not None and lock.level == 1:
                     await self._mail_lock(db, account, lock, ctx)

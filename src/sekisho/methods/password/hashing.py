@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -40,6 +41,14 @@ _ADMITTED_PER_SLOT = 2
 # Hashes handed to each hashing thread at once: the one it runs and the next, so it starts the
 # next the moment it finishes, instead of waiting for the event loop to hand it over.
 _QUEUED_PER_THREAD = 2
+
+
+# When (event-loop time) the request being served must have its hash slot, or be told
+# ``service.busy``: set on
+# admission (:meth:`PasswordHasher.admitted`), so the wait for a place and the wait for a
+# slot share one ``hash_queue_timeout_seconds`` instead of taking it twice.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "sekisho_hash_deadline", default=None)
 
 
 def _every_cpu() -> set[int] | None:
@@ -160,14 +169,19 @@ class PasswordHasher:
     @contextlib.asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
         """Wrap the part of a request that leads up to its hash (the account lookup and the
-        hash itself): wait (at most the queue timeout) for one of a few places, so a flood
-        queues here instead of crowding the event loop. The writes after the hash hold no
-        place: the hashes, not the database, set how many logins finish in a second."""
-        await self._acquire(self._admission)
+        hash itself): wait for one of a few places, so a flood queues here instead of
+        crowding the event loop. The wait for the place and the wait for a hashing slot
+        inside it share one queue timeout. The writes after the hash hold no place: the
+        hashes, not the database, set how many logins finish in a second."""
+        deadline = _deadline.set(asyncio.get_running_loop().time() + self._queue_timeout)
         try:
-            yield
+            await self._acquire(self._admission)
+            try:
+                yield
+            finally:
+                self._admission.release()
         finally:
-            self._admission.release()
+            _deadline.reset(deadline)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` on a hashing thread once a slot is free."""
@@ -183,8 +197,11 @@ class PasswordHasher:
             return
         self.waiting += 1
         started = time.perf_counter()
+        deadline = _deadline.get()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._queue_timeout
         try:
-            async with asyncio.timeout(self._queue_timeout):
+            async with asyncio.timeout_at(deadline):
                 await limiter.acquire()
         except TimeoutError:
             self.refused += 1
