@@ -1,4 +1,5 @@
-"""Two ``sekisho serve`` processes sharing PostgreSQL and Redis see the same lockout lanes."""
+"""Two ``sekisho serve`` processes sharing a database (one SQLite file, or PostgreSQL) and
+Redis see the same lockout lanes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ PASSWORD = "kaede tsuki hoshi"
 EMAIL = "shared-lanes@example.jp"
 
 
-@pytest.fixture(params=["postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

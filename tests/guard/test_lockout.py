@@ -36,11 +36,14 @@ def comparable(response) -> tuple[int, dict[str, Any]]:
     return response.status_code, body
 
 
-async def attack(app, identifier: str, attempts: int) -> list:
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+async def attack(app, identifier: str, attempts: int, **headers: str) -> list:
     """Wrong passwords from rotating addresses (a botnet), never with a device cookie."""
     answers = []
     for i in range(attempts):
-        async with make_client(app, ip=f"198.51.100.{i % 200 + 1}") as bot:
+        async with make_client(app, ip=f"198.51.100.{i % 200 + 1}", **headers) as bot:
             answers.append(await login(bot, identifier, WRONG))
     return answers
 
@@ -56,10 +59,16 @@ def lanes(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings_overrides(request: pytest.FixtureRequest, lanes: str) -> dict[str, Any]:
+def rate_limits() -> dict[str, Any]:
     # The real per-IP limits apply (the attacker spreads over addresses like a botnet), but
     # the owner's hundred logins, which would take days, happen within seconds here.
-    values: dict[str, Any] = {"rate_limits": {"login": {"per_ip": "1000/minute"}}}
+    return {"login": {"per_ip": "1000/minute"}}
+
+
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest, lanes: str,
+                       rate_limits: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"rate_limits": rate_limits}
     if lanes == "redis":
         values["redis_url"] = request.getfixturevalue("redis_url")
     return values
@@ -110,11 +119,13 @@ async def test_a_locked_lane_does_not_check_the_password(app, factory, core):
 async def test_lock_mail_tells_what_happened_and_unlocks_one_new_browser_once(
         app, factory, mailbox):
     member = await factory.member(locale="en")
-    await attack(app, member.email, 5)
+    await attack(app, member.email, 5, **{"User-Agent": FIREFOX})
     mail = await mailbox.last(member.email)
     assert mail.template == "login_locked"
     assert "198.51.100.5" in mail.text and "Failed attempts: 5" in mail.text
-    assert "2026-01-05 12:15" in mail.text  # the lock's end, in Tokyo time
+    assert "When: 2026-01-05 12:00" in mail.text  # in Tokyo time
+    assert "Ends by itself at: 2026-01-05 12:15" in mail.text
+    assert "Browser: Firefox 133" in mail.text
     unlock = mail.link("/unlock?token=").split("token=")[1]
     async with make_client(app, ip="192.0.2.77") as new_browser:
         page = await new_browser.get(f"/unlock?token={unlock}")
@@ -126,6 +137,25 @@ async def test_lock_mail_tells_what_happened_and_unlocks_one_new_browser_once(
         assert code_of(again) == "link.used"
     still = await attack(app, member.email, 1)
     assert code_of(still[0]) == "login.throttled"
+
+
+async def test_lock_mail_is_in_the_members_language(app, factory, mailbox):
+    member = await factory.member(locale="ja")
+    await attack(app, member.email, 5, **{"User-Agent": FIREFOX})
+    mail = await mailbox.last(member.email)
+    assert mail.template == "login_locked"
+    assert "失敗した回数: 5 回" in mail.text and "ブラウザ: Firefox 133" in mail.text
+    assert "自動で解除される日時: 2026-01-05 12:15" in mail.text
+    assert mail.link("/unlock?token=") and mail.link("/recovery/reset?token=")
+
+
+async def test_every_login_issues_a_fresh_device_cookie(app, factory):
+    member = await factory.member()
+    async with make_client(app) as browser:
+        first = await login(browser, member.email, member.password)
+        second = await login(browser, member.email, member.password)
+    cookies = [r.cookies.get("sekisho_known") for r in (first, second)]
+    assert all(cookies) and cookies[0] != cookies[1]
 
 
 async def test_unlock_link_from_the_html_page_sets_the_device_cookie(
@@ -281,8 +311,7 @@ async def test_a_success_restarts_the_consecutive_count(app, factory, clock, cor
         assert (await db.get(Account, member.account_id)).failed_logins == 0
 
 
-@pytest.mark.parametrize("settings_overrides", [
-    {"rate_limits": {"login_failed": {"per_ip": "10/hour"}}}])
+@pytest.mark.parametrize("rate_limits", [{"login_failed": {"per_ip": "10/hour"}}])
 async def test_password_spraying_from_one_address_is_limited_but_known_browsers_pass(
         app, factory):
     owner = await factory.member()
