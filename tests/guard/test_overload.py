@@ -178,3 +178,17 @@ async def test_logins_beyond_the_queue_limit_are_told_busy(settings, backend, tm
     assert statuses[503] >= 1 and statuses[200] >= 1, statuses
     busy = next(a for a in answers if a.status_code == 503)
     assert busy.json()["error"]["retry_after"] == 1  # round(0.2 s), at least 1 s
+
+
+async def test_burst_against_the_shipped_settings(settings, backend, tmp_path):
+    """The same burst with the waiting room on and the rate limits as shipped: the room, the
+    per-IP login limit (the whole burst comes from one address) and the hasher's queue each
+    turn some away, always with a catalogue answer, and /healthz stays fast."""
+    shipped = settings.model_copy(update={"rate_limits": {}, "waiting_room_enabled": True})
+    logins = burst_of_logins(await members(shipped, MEMBERS), wrong_every=3)
+    with live_server(shipped, tmp_path / "logs") as server:
+        answers, probe, elapsed = await fire(server.url, logins)
+    statuses = check_burst(f"[{backend}] shipped", answers, probe, elapsed, server)
+    refused = Counter(a.json()["error"]["code"] for a in answers if a.status_code == 429)
+    assert refused["request.rate_limited"] >= 1, refused  # 60 logins a minute from one IP
+    assert statuses[200] >= 1, statuses
