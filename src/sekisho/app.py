@@ -117,9 +117,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.pages = Pages(settings.service_name)
     app.state.idempotency = idempotency
     app.state.waiting_room = WaitingRoom.build(settings, core.clock, core.tokens)
-    app.state.metrics = ServiceCollector(core, app.state.waiting_room)
-    app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.status = build_board(core, worker, maintenance)
+    app.state.metrics = ServiceCollector(core, app.state.waiting_room, worker,
+                                         app.state.status.delivery)
+    app.state.metrics_registry = registry_for(app.state.metrics)
     app.state.pages.env.globals["delivery_delays"] = app.state.status.delivery_delays
     app.state.flows = Flows(RegistrationFlow(core), LoginFlow(core), RecoveryFlow(core),
                             AccountSettings(core), ContactChanges(core))

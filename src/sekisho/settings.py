@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     of a submitted form, are kept to answer its repeats. A day, as the draft suggests:
     longer than any client keeps retrying (an app offline overnight); after it the same key
     runs as a new request."""
+    form_page_ttl_seconds: int = Field(default=5 * 60, ge=1)
+    """How long the page a submitted form answered with (rather than a redirect) is kept to
+    answer the same submission again: a double click, or going back and resubmitting. Such a
+    page may show a secret meant to be shown once (new recovery codes), so minutes, not the
+    day a redirect is kept: enough for a second click or a quick back-and-resubmit, short
+    enough that the next person at a shared computer cannot bring the page back."""
 
     # --- status page (/status) ------------------------------------------------------------
     status_resolved_days: int = Field(default=7, ge=0)

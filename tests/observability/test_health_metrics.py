@@ -1,4 +1,4 @@
-"""``/readyz``, ``/metrics`` and the JSON access log."""
+"""``/readyz``, ``/metrics``, and the JSON logs with the request id events also carry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from asgi_lifespan import LifespanManager
 from conftest import make_client
 from prometheus_client.parser import text_string_to_metric_families
 
+from notify.notify_support import Outbox
+
 from sekisho.app import create_app
+from sekisho.notify.worker import backoff
 from sekisho.observability.logs import JsonFormatter
 
 
@@ -72,3 +75,52 @@ async def test_access_log_is_json_with_the_request_id(client, caplog):
     assert line["request_id"] == answer.headers["X-Request-Id"]
     assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
     assert line["level"] == "info" and "duration_ms" in line
+
+
+async def test_metrics_count_failed_deliveries_and_show_the_delay(settings, clock, smtp_sink):
+    """The mail server is down: every attempt counts at once, the delay from the threshold
+    on, long before the message gives up (``sekisho_outbox_messages{state="failed"}``)."""
+    mailing = create_app(settings.model_copy(update={"smtp_url": smtp_sink.url}), clock=clock)
+    async with LifespanManager(mailing), make_client(mailing) as http:
+        worker, core = mailing.state.worker, mailing.state.core
+
+        async def scrape() -> dict[str, tuple[float, float]]:
+            """Per channel: (failed attempts, delayed), delayed -1 where not reported."""
+            values = samples((await http.get("/metrics")).text)
+            return {channel: (values[("sekisho_delivery_failures_total", (("channel", channel),))],
+                              values.get(("sekisho_delivery_delayed", (("channel", channel),)), -1))
+                    for channel in ("email", "sms", "logout")}
+
+        assert await scrape() == {"email": (0, 0), "sms": (0, 0), "logout": (0, -1)}
+        smtp_sink.stop()
+        await Outbox(core.db, core.notifier).email()
+        for attempts in range(1, settings.delivery_degraded_after_failures + 1):
+            assert await worker.run_once() == 1
+            clock.advance(backoff(settings, attempts).total_seconds())
+            if attempts < settings.delivery_degraded_after_failures:
+                assert (await scrape())["email"] == (attempts, 0)
+        assert await scrape() == {"email": (3, 1), "sms": (0, 0), "logout": (0, -1)}
+
+        smtp_sink.start()
+        assert await worker.run_once() == 1
+        assert (await scrape())["email"] == (3, 0)
+
+
+async def test_an_error_answer_carries_the_request_id_of_its_event_and_log_line(
+        client, core, factory, caplog):
+    caplog.set_level(logging.INFO, logger="sekisho.errors")
+    member = await factory.member()
+    refused = await client.post("/api/v1/login", json={"identifier": member.email,
+                                                       "password": "nope nope"})
+    assert refused.status_code == 401
+    request_id = refused.headers["X-Request-Id"]
+    reference = refused.json()["error"]["reference"]
+    async with core.db.read() as session:
+        events = await core.events.by_reference(session, reference)
+    assert [(e.outcome, e.request_id) for e in events] == [("login.invalid_credentials",
+                                                            request_id)]
+    record = next(r for r in caplog.records if r.name == "sekisho.errors")
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["request_id"], line["reference"], line["code"]) == (
+        request_id, reference, "login.invalid_credentials")
+    assert request_id not in line["message"]  # a field, not text to parse

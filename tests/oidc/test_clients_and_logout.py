@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from conftest import make_client
 from oidc.oidc_support import REDIRECT, code_for, exchange, log_in, pkce_pair, register
 from sqlalchemy import func, select
-from support.pages import csrf_of
+from support.pages import csrf_of, form_of
 from typer.testing import CliRunner
 
 from sekisho.cli import app as cli_app
@@ -199,6 +199,21 @@ async def test_rp_logout_without_a_hint_asks_the_member_first(app, client, facto
     assert await _live_sessions(core, member.account_id) == 0
     # Without an ID token the OP does not redirect to the client (RP-Initiated Logout §3).
     assert confirmed.headers["location"].startswith("/login")
+
+
+async def test_rp_logout_confirmed_twice_logs_out_once(app, client, factory, core):
+    member = await factory.member()
+    rp = await register(app, first_party=True, post_logout_redirect_uris=[AFTER_LOGOUT])
+    await log_in(client, member)
+    asked = await client.get("/oauth/logout", params={"client_id": rp.client_id})
+    form = {**form_of(asked.text, "/oauth/logout"), "confirm": "yes"}
+    assert form["form_token"]
+    answers = await asyncio.gather(client.post("/oauth/logout", data=form),
+                                   client.post("/oauth/logout", data=form))
+    assert [a.status_code for a in answers] == [303, 303]
+    assert {a.headers["location"] for a in answers} == {"/login?notice=logged_out"}
+    assert sorted(a.headers.get("idempotent-replayed", "") for a in answers) == ["", "true"]
+    assert await _live_sessions(core, member.account_id) == 0
 
 
 async def test_rp_logout_refuses_a_forged_hint_and_unregistered_return(app, client, factory,

@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from fastapi import Request
+from support.pages import submit
 
 from sekisho.status.board import MaintenanceNote, build_board, components_for_path
 from sekisho.status.components import Component
@@ -22,6 +23,12 @@ RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 COMPONENT_KEYS = {"id", "name", "state", "message", "since", "incidents"}
 INCIDENT_KEYS = {"id", "state", "impact", "components", "title", "opened_at", "updated_at",
                  "resolved_at", "url", "updates"}
+
+
+def code_of(html: str) -> str:
+    found = re.search(r'<section class="error" role="alert" data-code="([^"]+)"', html)
+    assert found, "no error on the page"
+    return found.group(1)
 
 
 async def outage(incidents, clock, components=(Component.LOGIN,), impact=Impact.OUTAGE):
@@ -218,6 +225,39 @@ async def test_error_page_notice_links_the_incident(app, client, incidents, cloc
     ja = (await client.get("/login/probe")).json()["notice"]
     assert "ログインできない状態です" in ja["text"]
     assert (await client.get("/status/probe")).json() == {"notice": None}  # no component
+
+
+@pytest.mark.parametrize(("component", "page", "fields", "code"), [
+    (Component.LOGIN, "/login", {"password": "not the password"}, "login.invalid_credentials"),
+    (Component.REGISTRATION, "/register", {"email": "new@example.jp", "password": "short"},
+     "password.too_short"),
+])
+async def test_a_form_error_links_the_incident(client, factory, incidents, clock, component,
+                                               page, fields, code):
+    member = await factory.member()
+    fields = {"identifier": member.email, **fields}
+    quiet = await submit(client, page, page, fields)
+    assert code_of(quiet.text) == code and "data-status-notice" not in quiet.text
+
+    incident = await outage(incidents, clock, (component,))
+    refused = await submit(client, page, page, fields)
+    # The form itself again, its error inline, and under it the incident it may be down to.
+    assert refused.status_code in (400, 401, 422) and code_of(refused.text) == code
+    assert f'action="{page}"' in refused.text
+    assert 'data-status-notice="outage"' in refused.text
+    assert f'href="/status?lang=ja#incident-{incident.id}"' in refused.text
+    assert "ログインできない状態です" in refused.text
+
+    await incidents.resolve(incident.id)
+    assert "data-status-notice" not in (await submit(client, page, page, fields)).text
+
+
+async def test_an_error_page_links_the_incident(client, incidents, clock):
+    incident = await outage(incidents, clock)
+    missing = await client.get("/login/nowhere", params={"lang": "en"})
+    assert missing.status_code == 404 and code_of(missing.text) == "request.not_found"
+    assert f'href="/status?lang=en#incident-{incident.id}"' in missing.text
+    assert "We know of a problem that may be behind this: Logins fail" in missing.text
 
 
 async def test_notice_survives_a_broken_database(app, core, client, incidents, clock):

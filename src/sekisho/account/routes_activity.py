@@ -15,13 +15,12 @@ from starlette.responses import Response
 
 from sekisho.account.activity import AccountActivity, HistoryEntry
 from sekisho.context import RequestContext
-from sekisho.errors import SekishoError
 from sekisho.errors.catalogue import CATALOGUE, fill
 from sekisho.events.models import OK, EventKind
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import clear_session_cookie
 from sekisho.web.deps import ctx, optional_session, require_json, require_session
-from sekisho.web.forms import error_view, form_data, redirect
+from sekisho.web.forms import handle_form, redirect
 from sekisho.web.i18n import N_, translations
 from sekisho.web.templating import Pages
 
@@ -163,17 +162,15 @@ async def login_history(request: Request,
 # --- the page -------------------------------------------------------------------------------
 
 
-async def _render(request: Request, active: ActiveSession, status_code: int = 200,
-                  **context: Any) -> Response:
+async def _page_context(request: Request, active: ActiveSession) -> dict[str, Any]:
+    """The page's sessions (as they are now) and history."""
     core = request.app.state.core
     activity = _activity(request)
     sessions = [{**entry.view(), "created_at": core.local_time(entry.created_at),
                  "last_seen_at": core.local_time(entry.last_seen_at)}
                 for entry in await activity.sessions(active)]
-    pages: Pages = request.app.state.pages
-    return pages.render(request, "activity.html", {
-        "sessions": sessions, "history": await _history(request, active, core.local_time),
-        "days": activity.history_days, **context}, status_code=status_code)
+    return {"sessions": sessions, "history": await _history(request, active, core.local_time),
+            "days": activity.history_days}
 
 
 @router.get(_PAGE, include_in_schema=False)
@@ -183,23 +180,24 @@ async def activity_page(request: Request,
         return redirect("/login", next=_PAGE)
     notice = request.query_params.get("notice")
     ended = request.query_params.get("ended", "")
-    return await _render(request, active, notice=notice if notice in _NOTICES else None,
-                         ended=int(ended) if ended.isdigit() else 0)
+    pages: Pages = request.app.state.pages
+    return pages.render(request, "activity.html", {
+        **await _page_context(request, active),
+        "notice": notice if notice in _NOTICES else None,
+        "ended": int(ended) if ended.isdigit() else 0})
 
 
 async def _submit(request: Request, active: ActiveSession | None,
                   act: Callable[[ActiveSession, RequestContext], Awaitable[Response]],
                   ) -> Response:
-    """A form of the page: CSRF first, then ``act``; a catalogue error shows the page again
-    with the error (and the sessions as they now are)."""
+    """A form of the page, run once per form token (:func:`~sekisho.web.forms.run_once`: a
+    second click on "End" gets the first one's redirect, not ``request.not_found``); a
+    catalogue error shows the page again with the error (and the sessions as they now are)."""
     if active is None:
         return redirect("/login", next=_PAGE)
-    try:
-        await form_data(request)
-        return await act(active, request.state.facts.context())
-    except SekishoError as error:
-        return await _render(request, active, status_code=error.spec.status,
-                             error=await error_view(request, error))
+    context = request.state.facts.context()
+    return await handle_form(request, "activity.html", lambda _: act(active, context),
+                             context=lambda: _page_context(request, active))
 
 
 @router.post(_PAGE + "/sessions/{session_id}/end", include_in_schema=False)

@@ -178,9 +178,11 @@ async def totp_confirm_submit(authenticator_id: int, request: Request,
         return request.app.state.pages.render(request, "recovery_codes.html",
                                               {"codes": codes, "first": True})
 
-    return await handle_form(request, "totp_setup.html", act, context={
-        "authenticator_id": authenticator_id,
-        "provisioning": await factors.pending_totp(active.account, authenticator_id)})
+    async def again() -> dict[str, Any]:  # after a wrong code: the same app, shown again
+        return {"authenticator_id": authenticator_id,
+                "provisioning": await factors.pending_totp(active.account, authenticator_id)}
+
+    return await handle_form(request, "totp_setup.html", act, context=again)
 
 
 @router.post("/account/second-factors/{authenticator_id}/remove")

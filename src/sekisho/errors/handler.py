@@ -86,21 +86,37 @@ async def ensure_reference(request: Request, error: SekishoError) -> str:
     return error.reference
 
 
-async def render_error(request: Request, error: SekishoError) -> Response:
-    core = request.app.state.core
+async def error_object(request: Request, error: SekishoError) -> dict[str, Any]:
+    """The envelope's error object in the request's language, with its ``reference``."""
     reference = await ensure_reference(request, error)
-    locale = request.state.facts.locale
-    body = describe(error, locale, core.local_time)
+    body = describe(error, request.state.facts.locale, request.app.state.core.local_time)
     body["reference"] = reference
+    return body
+
+
+async def page_error(request: Request, error: SekishoError) -> dict[str, Any]:
+    """``error`` as a page shows it (``base.html``: error pages and inline form errors alike):
+    the error object and, as ``status_notice``, what ``/status`` says about the components the
+    request needs, linking the incident behind it (see :func:`status_notice`)."""
+    body = await error_object(request, error)
+    body["status_notice"] = await status_notice(request)
+    return body
+
+
+async def render_error(request: Request, error: SekishoError) -> Response:
+    """The envelope (JSON) or ``error.html``, and one log line naming both."""
+    as_json = wants_json(request)
+    body = await (error_object if as_json else page_error)(request, error)
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
-    log.info("error %s reference=%s request_id=%s", error.code, reference,
-             request.state.facts.request_id)
-    if wants_json(request):
+    # As fields, not in the message text: the X-Request-Id a member quotes and the
+    # ``auth_events`` row behind ``reference`` find this line by value in the JSON logs.
+    log.info("error %s reference=%s", error.code, body["reference"], extra={
+        "code": error.code, "reference": body["reference"],
+        "request_id": request.state.facts.request_id})
+    if as_json:
         return JSONResponse({"error": body}, status_code=error.spec.status, headers=headers)
-    pages = request.app.state.pages
-    context = {"error": body, "status_notice": await status_notice(request)}
-    return pages.render(request, "error.html", context, status_code=error.spec.status,
-                        headers=headers)
+    return request.app.state.pages.render(request, "error.html", {"error": body},
+                                          status_code=error.spec.status, headers=headers)
 
 
 def _validation_to_error(exc: RequestValidationError) -> SekishoError:

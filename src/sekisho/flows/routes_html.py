@@ -105,10 +105,13 @@ async def login_enrol_submit(request: Request) -> Response:
         return _page(request, "recovery_codes.html", codes=codes, first=True,
                      next=safe_next(next_path))
 
-    provisioning = (await stages.pending_enrolment(flow=flow, authenticator_id=int(authenticator))
-                    if authenticator.isdigit() else None)
-    return await handle_form(request, "totp_setup.html", act,
-                             context=_enrol_page(provisioning, flow, authenticator, next_path))
+    async def again() -> dict[str, Any]:  # after a wrong code: the same app, shown again
+        provisioning = (await stages.pending_enrolment(flow=flow,
+                                                       authenticator_id=int(authenticator))
+                        if authenticator.isdigit() else None)
+        return _enrol_page(provisioning, flow, authenticator, next_path)
+
+    return await handle_form(request, "totp_setup.html", act, context=again)
 
 
 def _enrol_page(provisioning: Provisioning | None, flow: str, authenticator: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,6 +73,8 @@ class OutboxWorker:
         )
         self.health: dict[Channel, ChannelHealth] = {ch: ChannelHealth() for ch in MEMBER_CHANNELS}
         """This process's delivery streaks per channel (``/status`` reads them)."""
+        self.failed_attempts: Counter[Channel] = Counter()
+        """Attempts this process's worker made that failed, per channel (``/metrics``)."""
         self._policy = DeliveryPolicy.from_settings(settings)
         self.shared_health: SharedDeliveryHealth | None = (
             SharedDeliveryHealth(settings.redis_url, self._policy) if settings.redis_url else None
@@ -156,6 +159,9 @@ class OutboxWorker:
     async def _record(self, claim: _Claim, error: str | None) -> None:
         now = self._clock.now()
         settings = self._settings
+        channel = Channel(claim.message.channel)
+        if error is not None:
+            self.failed_attempts[channel] += 1
         query = select(OutboxMessage).where(OutboxMessage.id == claim.message.id)
         if self._db.dialect == "postgresql":
             query = query.with_for_update()
@@ -184,7 +190,6 @@ class OutboxWorker:
                     message.state = DeliveryState.FAILED
                 else:
                     message.next_attempt_at = now + backoff(settings, message.attempts)
-        channel = Channel(claim.message.channel)
         if channel in MEMBER_CHANNELS:
             self._note_health(channel, now, error, claim.message.id)
             await self._share_health(channel, now, error is None)

@@ -1,7 +1,8 @@
 """Prometheus metrics, read at scrape time from what the service already counts.
 
 One registry per app (tests build many apps in one process), one collector that asks the
-live objects: no counter is incremented on a hot path but the event log's outcome tally.
+live objects: no counter is incremented on a hot path but the event log's outcome tally (the
+outbox worker's failed attempts are counted off the request path).
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from sekisho.notify.models import MEMBER_CHANNELS, Channel
+
 if TYPE_CHECKING:
     from sekisho.core import Core
+    from sekisho.notify.worker import OutboxWorker
+    from sekisho.status.delivery import ChannelHealth, DeliveryMonitor
     from sekisho.waiting_room.service import RoomView, WaitingRoom
 
 
 class ServiceCollector(Collector):
-    def __init__(self, core: Core, room: WaitingRoom) -> None:
+    def __init__(self, core: Core, room: WaitingRoom, worker: OutboxWorker,
+                 delivery: DeliveryMonitor) -> None:
         self.core = core
         self.room = room
+        self.worker = worker
+        self.delivery_monitor = delivery
         self.room_view: RoomView | None = None
+        self.delivery: dict[Channel, ChannelHealth] = {}
+        """Delivery health per member channel, as ``/status`` shows it (see :meth:`refresh`)."""
         self.outbox: dict[tuple[str, str], int] = {}
         """(channel, state) → messages, refreshed by :meth:`refresh` before each scrape."""
         self.outbox_oldest_pending_seconds = 0.0
@@ -32,6 +42,7 @@ class ServiceCollector(Collector):
 
         self.outbox, self.outbox_oldest_pending_seconds = await outbox_figures(self.core)
         self.room_view = await self.room.status()
+        self.delivery = await self.delivery_monitor.current()
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         core = self.core
@@ -63,6 +74,20 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily("sekisho_outbox_oldest_pending_seconds",
                                 "Age of the oldest message not yet delivered",
                                 value=self.outbox_oldest_pending_seconds)
+        failures = CounterMetricFamily("sekisho_delivery_failures",
+                                       "Delivery attempts by this process's outbox worker that "
+                                       "failed (each retry counts), by channel",
+                                       labels=["channel"])
+        for channel in Channel:
+            failures.add_metric([channel.value], self.worker.failed_attempts[channel])
+        yield failures
+        delayed = GaugeMetricFamily("sekisho_delivery_delayed",
+                                    "1 while the channel shows as delayed (degraded) on /status",
+                                    labels=["channel"])
+        for channel in MEMBER_CHANNELS:
+            health = self.delivery.get(channel)
+            delayed.add_metric([channel.value], int(health is not None and health.delayed))
+        yield delayed
         if self.room_view is not None:
             room = self.room_view
             yield GaugeMetricFamily("sekisho_waiting_room_waiting", "Visitors in line",

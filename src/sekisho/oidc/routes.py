@@ -24,7 +24,6 @@ from sekisho.oidc.service import (
 from sekisho.sessions.service import ActiveSession
 from sekisho.web.cookies import clear_session_cookie, known_device_cookie
 from sekisho.web.deps import optional_session
-from sekisho.web.csrf import check_csrf
 from sekisho.web.forms import error_view, form_data, redirect, run_once, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -211,15 +210,19 @@ async def end_session(request: Request,
     """OpenID RP-Initiated Logout 1.0. With a valid ``id_token_hint`` of the member signed
     in here, the sekisho session ends at once and the browser goes back to the registered
     ``post_logout_redirect_uri``; without one, the member confirms first (a link alone
-    must not sign anybody out)."""
-    form = await _form_pairs(request) if request.method == "POST" else []
-    query = list(request.query_params.multi_items())
-    confirmed = False
-    if request.method == "POST":
-        fields = dict(form)
-        check_csrf(request, request.app.state.cookies, fields.get("csrf_token"))
-        confirmed = fields.get("confirm") == "yes"
-        query = parse_qsl(fields.get("request", ""), keep_blank_values=True)
+    must not sign anybody out). The confirmation form runs once per form token."""
+    if request.method != "POST":
+        return await _end_session(request, active, list(request.query_params.multi_items()))
+
+    async def act(data: dict[str, str]) -> Response:
+        query = parse_qsl(data.get("request", ""), keep_blank_values=True)
+        return await _end_session(request, active, query, confirmed=data.get("confirm") == "yes")
+
+    return await run_once(request, await form_data(request), act)
+
+
+async def _end_session(request: Request, active: ActiveSession | None,
+                       query: list[tuple[str, str]], confirmed: bool = False) -> Response:
     service = oidc(request)
     try:
         validated = await service.end_session(_oauth_request(request, query, []))

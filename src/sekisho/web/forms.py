@@ -12,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from sekisho.errors import SekishoError
-from sekisho.errors.handler import describe, ensure_reference
+from sekisho.errors.handler import page_error
 from sekisho.web.csrf import check_csrf
 from sekisho.web.idempotency_store import (
     LEASE_SECONDS,
+    MAX_KEPT_BODY,
     Claim,
+    Cookie,
     IdempotencyLedger,
     Outcome,
 )
@@ -24,6 +26,13 @@ from sekisho.web.idempotency_store import (
 FORM_TOKEN = "form_token"
 """The hidden input naming one rendered form (``{{ form_token() }}`` in templates)."""
 _MAX_FORM_TOKEN = 64
+
+Action = Callable[[dict[str, str]], Awaitable[Response]]
+"""What a form does with its submitted fields: returns the redirect or page to answer with."""
+Context = dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]
+"""What the form's page needs besides the error, or how to build it: built only when there
+is an error to show, so a lookup that the action itself makes stale (an enrolment's pending
+app, once confirmed) is never made for a submission that succeeded or is replayed."""
 
 
 async def form_data(request: Request) -> dict[str, str]:
@@ -35,10 +44,9 @@ async def form_data(request: Request) -> dict[str, str]:
 
 
 async def error_view(request: Request, error: SekishoError) -> dict[str, Any]:
-    reference = await ensure_reference(request, error)
-    body = describe(error, request.state.facts.locale, request.app.state.core.local_time)
-    body["reference"] = reference
-    return body
+    """``error`` as a form shows it inline, as an error page would: message, remedy,
+    reference, and the notice linking an incident on the components the form needs."""
+    return await page_error(request, error)
 
 
 def redirect(path: str, **query: str) -> RedirectResponse:
@@ -59,19 +67,27 @@ def form_token(request: Request) -> str:
     return request.app.state.core.tokens.token(16)  # type: ignore[no-any-return]
 
 
-async def run_once(request: Request, data: dict[str, str],
-                   action: Callable[[dict[str, str]], Awaitable[Response]]) -> Response:
+async def run_once(request: Request, data: dict[str, str], action: Action) -> Response:
     """Run a submitted form's ``action`` once per form token and filled-in fields.
 
     A double click, or back-then-resubmit, sends the same form again. The first submission
-    runs and its redirect (with the cookies it set: a login's session) is kept against the
-    token; the same submission again gets that redirect without running anything, and one
-    arriving while the first still runs waits for it. Only redirects are kept: after an
-    error the form is shown again with a new token, and a retry should run. A form sent
-    without a token (or with one the store no longer knows) just runs; CSRF is checked
-    before this, and the token is scoped to the browser's CSRF cookie, so one browser can
-    never be answered with another's redirect. The fields are part of the key: a form edited
-    after going back is a new submission.
+    runs and its answer is kept against the token: a redirect, or a page (the recovery codes
+    of an enrolment, a login's second-factor step), with the cookies it set (a login's
+    session). The same submission again gets that answer without running anything, and one
+    arriving while the first still runs waits for it. Only successful answers are kept:
+    after an error the form is shown again with a new token, and a retry should run.
+
+    A redirect is kept for ``idempotency_ttl_seconds`` (a day): its body holds nothing, so
+    going back and resubmitting hours later still lands where the first did. A page is kept
+    only ``form_page_ttl_seconds`` (minutes): it may show a secret meant to be shown once
+    (recovery codes), and on a shared computer the next person's back-then-resubmit must not
+    bring it back. Either is sealed in the ledger under a key derived from the form token,
+    which the store never sees (:class:`~sekisho.web.idempotency_store.IdempotencyLedger`).
+
+    A form sent without a token (or with one the store no longer knows) just runs; CSRF is
+    checked before this, and the token is scoped to the browser's CSRF cookie, so one browser
+    can never be answered with another's outcome. The fields are part of the key: a form
+    edited after going back is a new submission.
     """
     ledger: IdempotencyLedger | None = getattr(request.app.state, "idempotency", None)
     token = data.get(FORM_TOKEN, "")
@@ -87,8 +103,7 @@ async def run_once(request: Request, data: dict[str, str],
     return await _run_claimed(request, data, action, ledger, begun)
 
 
-async def _run_claimed(request: Request, data: dict[str, str],
-                       action: Callable[[dict[str, str]], Awaitable[Response]],
+async def _run_claimed(request: Request, data: dict[str, str], action: Action,
                        ledger: IdempotencyLedger, claim: Claim) -> Response:
     queued = request.state.set_cookies
     before = len(queued)
@@ -97,18 +112,29 @@ async def _run_claimed(request: Request, data: dict[str, str],
     except BaseException:
         await ledger.release(claim)
         raise
-    if 300 <= response.status_code < 400:
-        await ledger.finish(claim, Outcome(response.status_code, list(response.raw_headers),
-                                           cookies=list(queued[before:])))
-    else:
+    outcome = _worth_keeping(response, queued[before:])
+    if outcome is None:
         await ledger.release(claim)
+    elif outcome.status < 300:
+        await ledger.finish(claim, outcome,
+                            ttl=request.app.state.core.settings.form_page_ttl_seconds)
+    else:
+        await ledger.finish(claim, outcome)
     return response
 
 
-async def handle_form(request: Request, template: str,
-                      action: Callable[[dict[str, str]], Awaitable[Response]],
-                      keep: tuple[str, ...] = (), context: dict[str, Any] | None = None,
-                      ) -> Response:
+def _worth_keeping(response: Response, cookies: list[Cookie]) -> Outcome | None:
+    """A redirect, or a page small enough to keep; never an error (a retry must run)."""
+    if not 200 <= response.status_code < 400:
+        return None
+    body = getattr(response, "body", None)  # a streamed answer has none to keep
+    if not isinstance(body, bytes) or len(body) > MAX_KEPT_BODY:
+        return None
+    return Outcome(response.status_code, list(response.raw_headers), body, list(cookies))
+
+
+async def handle_form(request: Request, template: str, action: Action,
+                      keep: tuple[str, ...] = (), context: Context | None = None) -> Response:
     """Run a form POST (once per form token, see :func:`run_once`): on a catalogue error,
     show the form again with the error inline."""
     data: dict[str, str] = {}
@@ -116,9 +142,12 @@ async def handle_form(request: Request, template: str,
         data = await form_data(request)
         return await run_once(request, data, action)
     except SekishoError as error:
+        # First: if the form itself can no longer be shown (its flow expired), that error
+        # is the one to show, and the one recorded.
+        extra = await context() if callable(context) else context or {}
         view = await error_view(request, error)
         values = {k: data.get(k, "") for k in keep}
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         return request.app.state.pages.render(
-            request, template, {"error": view, "values": values, **(context or {})},
+            request, template, {"error": view, "values": values, **extra},
             status_code=error.spec.status, headers=headers)

@@ -31,13 +31,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sekisho.errors import SekishoError
 from sekisho.errors.handler import render_error
 from sekisho.web.deps import session_token
-from sekisho.web.idempotency_store import Claim, Cookie, IdempotencyLedger, Outcome
+from sekisho.web.idempotency_store import (
+    MAX_KEPT_BODY,
+    Claim,
+    Cookie,
+    IdempotencyLedger,
+    Outcome,
+)
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
 """Room for any UUID, ULID or client-made composite key; the draft sets no limit."""
-MAX_KEPT_BODY = 64 * 1024
-"""Larger answers (none of sekisho's JSON answers comes close) are not kept."""
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

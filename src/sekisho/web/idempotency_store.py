@@ -16,7 +16,7 @@ stateDiagram-v2
     [*] --> InFlight: claim (SET NX, LEASE_SECONDS)
     InFlight --> Kept: finish (an answer worth replaying)
     InFlight --> [*]: release (5xx, Retry-After, an exception), or the lease runs out
-    Kept --> [*]: idempotency_ttl_seconds later
+    Kept --> [*]: idempotency_ttl_seconds later (a form's page: form_page_ttl_seconds)
 ```
 """
 
@@ -45,6 +45,9 @@ LEASE_SECONDS = 60.0
 time out after seconds), so only a dead process's marker ever expires."""
 IN_PROGRESS_RETRY_SECONDS = 2
 """``retry_after`` of ``request.idempotency_in_progress``."""
+MAX_KEPT_BODY = 64 * 1024
+"""Larger answers are not kept (their repeats run again). No JSON answer of sekisho comes
+close, nor does any page a form answers with."""
 _MARKER, _SEALED = b"L", b"R"
 
 # Replace the caller's own marker, and nothing else: after its lease ran out the key may
@@ -240,11 +243,12 @@ class IdempotencyLedger:
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 0.25)
 
-    async def finish(self, claim: Claim, outcome: Outcome) -> None:
-        """Keep ``outcome`` for the duplicates of the claimed request."""
+    async def finish(self, claim: Claim, outcome: Outcome, ttl: float | None = None) -> None:
+        """Keep ``outcome`` for the duplicates of the claimed request, for ``ttl`` seconds
+        (the ledger's own by default)."""
         await self.store.settle(claim.name, claim.marker,
                                 _seal(claim.seal, claim.name, claim.fingerprint, outcome),
-                                self.ttl)
+                                self.ttl if ttl is None else ttl)
 
     async def release(self, claim: Claim) -> None:
         """Nothing to keep: the next request with this key runs again."""
