@@ -3,7 +3,7 @@
 uvicorn serves the app (with its room) from a thread; each visitor has its own connection.
 Nobody gets a 5xx or waits long for an answer; every waiting visitor has a ticket of their
 own; nobody is let through before an earlier ticket that is still waiting. Then the same
-against two servers sharing the room in Redis.
+against two ``sekisho serve`` processes sharing the room in Redis.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,11 +30,14 @@ IDLE_CONNECTION = httpx.Limits(keepalive_expiry=1.0)
 
 
 @contextmanager
-def servers(settings: Settings, overrides: dict[str, Any], count: int) -> Iterator[list[str]]:
+def processes(settings: Settings, overrides: dict[str, Any], count: int,
+              logs: Path) -> Iterator[list[str]]:
+    """``count`` ``sekisho serve`` processes with the room of ``overrides``."""
+    room = {k: v for k, v in overrides.items() if k.startswith("waiting_room_")}
+    env = live.settings_env(settings.model_copy(update=room).model_dump())
     with ExitStack() as stack:
-        urls = [stack.enter_context(live.serve_in_thread(
-            settings, app=room_app(settings, None, overrides))).url for _ in range(count)]
-        yield urls
+        yield [stack.enter_context(live.serve_process(env, log_dir=logs / str(n))).url
+               for n in range(count)]
 
 
 async def stampede(urls: list[str]) -> list[Visitor]:
@@ -77,12 +81,13 @@ def check(visitors: list[Visitor]) -> None:
 
 async def test_a_stampede_on_a_real_server(settings, settings_overrides):
     await seed_members(settings, [member_email(n) for n in range(MEMBERS)], PASSWORD)
-    with servers(settings, settings_overrides, 1) as urls:
-        check(await stampede(urls))
+    with live.serve_in_thread(settings, app=room_app(settings, None, settings_overrides)) as s:
+        check(await stampede([s.url]))
 
 
-async def test_a_stampede_on_two_servers_sharing_redis(settings, settings_overrides, redis_url):
+async def test_a_stampede_on_two_processes_sharing_redis(settings, settings_overrides,
+                                                        redis_url, tmp_path):
     shared = settings.model_copy(update={"redis_url": redis_url})
     await seed_members(shared, [member_email(n) for n in range(MEMBERS)], PASSWORD)
-    with servers(shared, settings_overrides, 2) as urls:
+    with processes(shared, settings_overrides, 2, tmp_path) as urls:
         check(await stampede(urls))
