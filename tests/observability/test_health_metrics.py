@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -124,3 +125,44 @@ async def test_an_error_answer_carries_the_request_id_of_its_event_and_log_line(
     assert (line["request_id"], line["reference"], line["code"]) == (
         request_id, reference, "login.invalid_credentials")
     assert request_id not in line["message"]  # a field, not text to parse
+
+
+async def test_not_ready_when_redis_is_unreachable(settings):
+    # Nothing listens on port 1: the lanes, limits and room it would share are unreachable.
+    app = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    async with LifespanManager(app), make_client(app) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert ready.json()["checks"]["redis"].startswith("error")
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+@pytest.mark.parametrize("settings_overrides", [{
+    "argon2_memory_kib": 65536, "argon2_time_cost": 3, "hash_concurrency": 1,
+    "hash_queue_timeout_seconds": 0.05}])
+async def test_metrics_show_the_hash_queue_waits_and_refusals(app, client, factory):
+    member = await factory.member()
+    body = {"identifier": member.email, "password": member.password}
+    answers = await asyncio.gather(*[client.post("/api/v1/login", json=body)
+                                     for _ in range(8)])
+    busy = sum(a.status_code == 503 for a in answers)
+    assert busy >= 1
+    values = samples((await client.get("/metrics")).text)
+    assert values[("sekisho_hash_busy_refusals_total", ())] == busy
+    assert values[("sekisho_hash_waits_total", ())] >= busy
+    assert values[("sekisho_hash_wait_seconds_total", ())] >= 0.05 * busy
+    assert values[("sekisho_hash_queue_depth", ())] == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{
+    "waiting_room_enabled": True, "waiting_room_capacity": 1,
+    "waiting_room_admissions_per_minute": 60}])
+async def test_metrics_show_the_waiting_room(app):
+    async with make_client(app, ip="203.0.113.1") as first, \
+            make_client(app, ip="203.0.113.2") as second:
+        assert (await first.get("/login")).status_code == 200
+        assert (await second.get("/login")).status_code in (429, 503)
+        values = samples((await first.get("/metrics")).text)
+    assert values[("sekisho_waiting_room_admitted_total", ())] == 1
+    assert values[("sekisho_waiting_room_active", ())] == 1
+    assert values[("sekisho_waiting_room_waiting", ())] == 1
