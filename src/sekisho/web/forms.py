@@ -43,10 +43,9 @@ async def form_data(request: Request) -> dict[str, str]:
     return data
 
 
-async def error_view(request: Request, error: SekishoError) -> dict[str, Any]:
-    """``error`` as a form shows it inline, as an error page would: message, remedy,
-    reference, and the notice linking an incident on the components the form needs."""
-    return await page_error(request, error)
+error_view = page_error
+"""``error`` as a form shows it inline, as an error page would: message, remedy, reference,
+and the notice linking an incident on the components the form needs."""
 
 
 def redirect(path: str, **query: str) -> RedirectResponse:
@@ -115,11 +114,12 @@ async def _run_claimed(request: Request, data: dict[str, str], action: Action,
     outcome = _worth_keeping(response, queued[before:])
     if outcome is None:
         await ledger.release(claim)
-    elif outcome.status < 300:
-        await ledger.finish(claim, outcome,
-                            ttl=request.app.state.core.settings.form_page_ttl_seconds)
-    else:
-        await ledger.finish(claim, outcome)
+        return response
+    # A page may show a secret meant to be shown once: kept minutes. A redirect: the
+    # ledger's own lifetime.
+    settings = request.app.state.core.settings
+    await ledger.finish(claim, outcome,
+                        ttl=settings.form_page_ttl_seconds if outcome.status < 300 else None)
     return response
 
 

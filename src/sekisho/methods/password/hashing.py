@@ -44,9 +44,8 @@ _QUEUED_PER_THREAD = 2
 
 
 # When (event-loop time) the request being served must have its hash slot, or be told
-# ``service.busy``: set on
-# admission (:meth:`PasswordHasher.admitted`), so the wait for a place and the wait for a
-# slot share one ``hash_queue_timeout_seconds`` instead of taking it twice.
+# ``service.busy``: set on admission (:meth:`PasswordHasher.admitted`), so the wait for a
+# place and the wait for a slot share one ``hash_queue_timeout_seconds``, not one each.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "sekisho_hash_deadline", default=None)
 
